@@ -1,0 +1,401 @@
+// Package pgstore is the PostgreSQL implementation of [audit.Store] over pgx/v5.
+//
+// Each chain has a head row in audit_chains. [Store.AppendBatch] locks the head rows of
+// a batch's chains with SELECT … FOR UPDATE in chain-id order, so any number of gateway
+// processes can append to one database without forking a chain or deadlocking; the
+// events go in with COPY and the whole batch commits in one transaction. UNIQUE
+// (chain_id, seq) and UNIQUE (chain_id, prev_hash) back this up in the schema. The
+// migrations are embedded and applied by [New] through internal/pgmigrate.
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/quantaseal/gateway/audit"
+	"github.com/quantaseal/gateway/internal/id"
+	"github.com/quantaseal/gateway/internal/pgmigrate"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the embedded schema migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrations, "migrations") // the directory is embedded, Sub cannot fail
+	return sub
+}
+
+// Store is an audit store in PostgreSQL. The pool is owned by the caller.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// New applies the audit migrations to the database of pool and returns the store.
+func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
+	if err := pgmigrate.Apply(ctx, pool, "audit", Migrations()); err != nil {
+		return nil, fmt.Errorf("audit pgstore: %w: %w", audit.ErrUnavailable, err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+func unavailable(op string, err error) error {
+	if errors.Is(err, audit.ErrUnavailable) || errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrBadQuery) {
+		return fmt.Errorf("audit pgstore: %s: %w", op, err)
+	}
+	return fmt.Errorf("audit pgstore: %s: %w: %w", op, audit.ErrUnavailable, err)
+}
+
+// buildError marks an error returned by the caller's BuildFunc.
+type buildError struct{ err error }
+
+func (e *buildError) Error() string { return e.err.Error() }
+func (e *buildError) Unwrap() error { return e.err }
+
+// AppendBatch implements [audit.Store].
+func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build audit.BuildFunc) error {
+	ids := make([]string, len(chains))
+	tenants := make([]string, len(chains))
+	for i, c := range chains {
+		ids[i], tenants[i] = c.ID, c.TenantID
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_chains (chain_id, tenant_id)
+			SELECT c, t FROM unnest($1::text[], $2::text[]) AS u(c, t) ORDER BY c
+			ON CONFLICT (chain_id) DO NOTHING`, ids, tenants); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT chain_id, tenant_id, head_seq, head_hash, checkpoint_seq, checkpoint_time
+			FROM audit_chains WHERE chain_id = ANY($1) ORDER BY chain_id FOR UPDATE`, ids)
+		if err != nil {
+			return err
+		}
+		heads, err := scanHeads(rows)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]audit.Head, len(heads))
+		for _, h := range heads {
+			byID[h.ID] = h
+		}
+		b, err := build(byID)
+		if err != nil {
+			return &buildError{err}
+		}
+		evRows := make([][]any, len(b.Events))
+		for i, e := range b.Events {
+			row, err := eventRow(e)
+			if err != nil {
+				return &buildError{err}
+			}
+			evRows[i] = row
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
+			[]string{"id", "chain_id", "seq", "tenant_id", "integration_id", "time", "prev_hash", "hash", "body"},
+			pgx.CopyFromRows(evRows)); err != nil {
+			return err
+		}
+		for _, cp := range b.Checkpoints {
+			if err := insertCheckpoint(ctx, tx, cp); err != nil {
+				return err
+			}
+		}
+		// Advance every head to its last event in the batch.
+		last := map[string]audit.Event{}
+		for _, e := range b.Events {
+			last[e.ChainID] = e
+		}
+		for _, e := range last {
+			if _, err := tx.Exec(ctx, `UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain_id = $1`,
+				e.ChainID, e.Seq, e.Hash); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		var be *buildError
+		if errors.As(err, &be) {
+			return fmt.Errorf("audit pgstore: append: %w", be.err)
+		}
+		return unavailable("append", err)
+	}
+	return nil
+}
+
+func eventRow(e audit.Event) ([]any, error) {
+	t, err := e.Timestamp()
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return []any{e.ID, e.ChainID, e.Seq, e.TenantID, e.IntegrationID, t, e.PrevHash, e.Hash, string(body)}, nil
+}
+
+// insertCheckpoint stores cp and advances its chain's checkpoint head, checking that cp
+// signs a stored event. The head row is updated (locked) first, the same order as
+// AppendBatch, so the two cannot deadlock.
+func insertCheckpoint(ctx context.Context, tx pgx.Tx, cp audit.SignedCheckpoint) error {
+	c, err := audit.ParseCheckpointNote(cp.Note)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE audit_chains SET checkpoint_seq = $2, checkpoint_time = $3
+		WHERE chain_id = $1 AND checkpoint_seq < $2`, c.ChainID, c.Seq, c.Time); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (chain_id, seq, tenant_id, time, body)
+		SELECT e.chain_id, e.seq, e.tenant_id, $3, $5 FROM audit_events e
+		WHERE e.chain_id = $1 AND e.seq = $2 AND e.hash = $4
+		ON CONFLICT (chain_id, seq) DO NOTHING`, c.ChainID, c.Seq, c.Time, c.Hash, string(body))
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE chain_id = $1 AND seq = $2 AND hash = $3`, c.ChainID, c.Seq, c.Hash).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("checkpoint %s@%d does not sign a stored event", c.ChainID, c.Seq)
+		}
+	}
+	return nil
+}
+
+// SaveCheckpoint implements [audit.Store].
+func (s *Store) SaveCheckpoint(ctx context.Context, cp audit.SignedCheckpoint) error {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertCheckpoint(ctx, tx, cp) }); err != nil {
+		return unavailable("save checkpoint", err)
+	}
+	return nil
+}
+
+func scanHeads(rows pgx.Rows) ([]audit.Head, error) {
+	defer rows.Close()
+	var out []audit.Head
+	for rows.Next() {
+		var h audit.Head
+		var cpTime *time.Time
+		if err := rows.Scan(&h.ID, &h.TenantID, &h.Seq, &h.Hash, &h.CheckpointSeq, &cpTime); err != nil {
+			return nil, err
+		}
+		if cpTime != nil {
+			h.CheckpointTime = cpTime.UTC()
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+const headCols = `chain_id, tenant_id, head_seq, head_hash, checkpoint_seq, checkpoint_time`
+
+// Head implements [audit.Store].
+func (s *Store) Head(ctx context.Context, chainID string) (audit.Head, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+headCols+` FROM audit_chains WHERE chain_id = $1`, chainID)
+	if err != nil {
+		return audit.Head{}, unavailable("head", err)
+	}
+	hs, err := scanHeads(rows)
+	if err != nil {
+		return audit.Head{}, unavailable("head", err)
+	}
+	if len(hs) == 0 {
+		return audit.Head{}, fmt.Errorf("audit pgstore: chain %q: %w", chainID, audit.ErrNotFound)
+	}
+	return hs[0], nil
+}
+
+// Chains implements [audit.Store].
+func (s *Store) Chains(ctx context.Context) ([]audit.Head, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+headCols+` FROM audit_chains ORDER BY chain_id`)
+	if err != nil {
+		return nil, unavailable("chains", err)
+	}
+	hs, err := scanHeads(rows)
+	if err != nil {
+		return nil, unavailable("chains", err)
+	}
+	return hs, nil
+}
+
+func scanEvents(rows pgx.Rows) ([]audit.Event, error) {
+	defer rows.Close()
+	var out []audit.Event
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var e audit.Event
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			return nil, fmt.Errorf("stored event: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func scanCheckpoints(rows pgx.Rows) ([]audit.SignedCheckpoint, error) {
+	defer rows.Close()
+	var out []audit.SignedCheckpoint
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var c audit.SignedCheckpoint
+		if err := json.Unmarshal([]byte(body), &c); err != nil {
+			return nil, fmt.Errorf("stored checkpoint: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ChainEvents implements [audit.Store].
+func (s *Store) ChainEvents(ctx context.Context, chainID string, afterSeq int64, limit int) ([]audit.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT body FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		chainID, afterSeq, limit)
+	if err != nil {
+		return nil, unavailable("chain events", err)
+	}
+	evs, err := scanEvents(rows)
+	if err != nil {
+		return nil, unavailable("chain events", err)
+	}
+	return evs, nil
+}
+
+// FirstSeqSince implements [audit.Store].
+func (s *Store) FirstSeqSince(ctx context.Context, chainID string, t time.Time) (int64, error) {
+	var seq *int64
+	if err := s.pool.QueryRow(ctx, `SELECT min(seq) FROM audit_events WHERE chain_id = $1 AND time >= $2`, chainID, t).Scan(&seq); err != nil {
+		return 0, unavailable("first seq", err)
+	}
+	if seq == nil {
+		return 0, nil
+	}
+	return *seq, nil
+}
+
+// Checkpoints implements [audit.Store].
+func (s *Store) Checkpoints(ctx context.Context, chainID string, fromSeq int64) ([]audit.SignedCheckpoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT body FROM audit_checkpoints WHERE chain_id = $1 AND seq >= $2 ORDER BY seq`, chainID, fromSeq)
+	if err != nil {
+		return nil, unavailable("checkpoints", err)
+	}
+	cps, err := scanCheckpoints(rows)
+	if err != nil {
+		return nil, unavailable("checkpoints", err)
+	}
+	return cps, nil
+}
+
+// ListEvents implements [audit.Store].
+func (s *Store) ListEvents(ctx context.Context, tenantID string, q audit.Query) ([]audit.Event, string, error) {
+	limit, err := q.Normalize()
+	if err != nil {
+		return nil, "", fmt.Errorf("audit pgstore: list: %w", err)
+	}
+	var since *time.Time
+	if !q.Since.IsZero() {
+		since = &q.Since
+	}
+	rows, err := s.pool.Query(ctx, `SELECT body FROM audit_events
+		WHERE tenant_id = $1 AND ($2 = '' OR integration_id = $2) AND ($3::timestamptz IS NULL OR time >= $3) AND id > $4
+		ORDER BY id LIMIT $5`, tenantID, q.IntegrationID, since, q.After, limit+1)
+	if err != nil {
+		return nil, "", unavailable("list", err)
+	}
+	evs, err := scanEvents(rows)
+	if err != nil {
+		return nil, "", unavailable("list", err)
+	}
+	next := ""
+	if len(evs) > limit {
+		evs = evs[:limit]
+		next = evs[limit-1].ID
+	}
+	return evs, next, nil
+}
+
+// EventProof implements [audit.Store].
+func (s *Store) EventProof(ctx context.Context, tenantID, eventID string) (audit.Proof, error) {
+	if !id.Valid("aud", eventID) {
+		return audit.Proof{}, fmt.Errorf("audit pgstore: event %q: %w", eventID, audit.ErrNotFound)
+	}
+	var p audit.Proof
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT body FROM audit_events WHERE tenant_id = $1 AND id = $2`, tenantID, eventID)
+		if err != nil {
+			return err
+		}
+		evs, err := scanEvents(rows)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return fmt.Errorf("event %q: %w", eventID, audit.ErrNotFound)
+		}
+		p.Event = evs[0]
+		var cpSeq int64
+		var body string
+		err = tx.QueryRow(ctx, `SELECT seq, body FROM audit_checkpoints WHERE chain_id = $1 AND seq >= $2 ORDER BY seq LIMIT 1`,
+			p.Event.ChainID, p.Event.Seq).Scan(&cpSeq, &body)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			cpSeq = p.Event.Seq + audit.MaxProofEvents
+		case err != nil:
+			return err
+		default:
+			var cp audit.SignedCheckpoint
+			if err := json.Unmarshal([]byte(body), &cp); err != nil {
+				return fmt.Errorf("stored checkpoint: %w", err)
+			}
+			p.Checkpoint = &cp
+		}
+		rows, err = tx.Query(ctx, `SELECT body FROM audit_events WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
+			p.Event.ChainID, p.Event.Seq, cpSeq)
+		if err != nil {
+			return err
+		}
+		p.Following, err = scanEvents(rows)
+		return err
+	})
+	if err != nil {
+		return audit.Proof{}, unavailable("proof", err)
+	}
+	return p, nil
+}
+
+// LatestCheckpoints implements [audit.Store].
+func (s *Store) LatestCheckpoints(ctx context.Context, tenantID string) ([]audit.SignedCheckpoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (chain_id) body FROM audit_checkpoints
+		WHERE tenant_id = $1 ORDER BY chain_id, seq DESC`, tenantID)
+	if err != nil {
+		return nil, unavailable("latest checkpoints", err)
+	}
+	cps, err := scanCheckpoints(rows)
+	if err != nil {
+		return nil, unavailable("latest checkpoints", err)
+	}
+	return cps, nil
+}

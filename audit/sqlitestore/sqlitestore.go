@@ -1,0 +1,359 @@
+// Package sqlitestore is the embedded (SQLite, via internal/sqlitedb) implementation of
+// [audit.Store], for a gateway on one machine.
+//
+// SQLite admits one writer at a time and internal/sqlitedb begins every transaction
+// IMMEDIATE, so [Store.AppendBatch] reads and advances a chain head without any other
+// writer in between — also a second process opening the same file. The group commit in
+// [audit.Log] is what makes this fast: one fsync serves a whole batch. The database file
+// is the caller's (the gateway uses <data-dir>/quantaseal.db).
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/quantaseal/gateway/audit"
+	"github.com/quantaseal/gateway/internal/id"
+	"github.com/quantaseal/gateway/internal/sqlitedb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the embedded schema migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrations, "migrations") // the directory is embedded, Sub cannot fail
+	return sub
+}
+
+// Store is an audit store in an SQLite database. The *sql.DB is owned by the caller.
+type Store struct {
+	db *sql.DB
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// New applies the audit migrations to db and returns the store.
+func New(ctx context.Context, db *sql.DB) (*Store, error) {
+	if err := sqlitedb.Migrate(ctx, db, "audit", Migrations()); err != nil {
+		return nil, fmt.Errorf("audit sqlitestore: %w: %w", audit.ErrUnavailable, err)
+	}
+	return &Store{db: db}, nil
+}
+
+func unavailable(op string, err error) error {
+	if errors.Is(err, audit.ErrUnavailable) || errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrBadQuery) {
+		return fmt.Errorf("audit sqlitestore: %s: %w", op, err)
+	}
+	return fmt.Errorf("audit sqlitestore: %s: %w: %w", op, audit.ErrUnavailable, err)
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(audit.TimeLayout) }
+
+type buildError struct{ err error }
+
+func (e *buildError) Error() string { return e.err.Error() }
+func (e *buildError) Unwrap() error { return e.err }
+
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// AppendBatch implements [audit.Store].
+func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build audit.BuildFunc) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		heads := make(map[string]audit.Head, len(chains))
+		for _, c := range chains {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_chains (chain_id, tenant_id) VALUES (?, ?)
+				ON CONFLICT (chain_id) DO NOTHING`, c.ID, c.TenantID); err != nil {
+				return err
+			}
+			h, err := scanHead(tx.QueryRowContext(ctx, `SELECT `+headCols+` FROM audit_chains WHERE chain_id = ?`, c.ID))
+			if err != nil {
+				return err
+			}
+			heads[c.ID] = h
+		}
+		b, err := build(heads)
+		if err != nil {
+			return &buildError{err}
+		}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
+			(id, chain_id, seq, tenant_id, integration_id, time, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		last := map[string]audit.Event{}
+		for _, e := range b.Events {
+			t, err := e.Timestamp()
+			if err != nil {
+				return &buildError{fmt.Errorf("event %s: %w", e.ID, err)}
+			}
+			body, err := json.Marshal(e)
+			if err != nil {
+				return &buildError{err}
+			}
+			if _, err := ins.ExecContext(ctx, e.ID, e.ChainID, e.Seq, e.TenantID, e.IntegrationID, fmtTime(t),
+				e.PrevHash, e.Hash, string(body)); err != nil {
+				return err
+			}
+			last[e.ChainID] = e
+		}
+		for _, e := range last {
+			if _, err := tx.ExecContext(ctx, `UPDATE audit_chains SET head_seq = ?, head_hash = ? WHERE chain_id = ?`,
+				e.Seq, e.Hash, e.ChainID); err != nil {
+				return err
+			}
+		}
+		for _, cp := range b.Checkpoints {
+			if err := insertCheckpoint(ctx, tx, cp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		var be *buildError
+		if errors.As(err, &be) {
+			return fmt.Errorf("audit sqlitestore: append: %w", be.err)
+		}
+		return unavailable("append", err)
+	}
+	return nil
+}
+
+func insertCheckpoint(ctx context.Context, tx *sql.Tx, cp audit.SignedCheckpoint) error {
+	c, err := audit.ParseCheckpointNote(cp.Note)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (chain_id, seq, tenant_id, time, body)
+		SELECT e.chain_id, e.seq, e.tenant_id, ?, ? FROM audit_events e
+		WHERE e.chain_id = ? AND e.seq = ? AND e.hash = ?
+		ON CONFLICT (chain_id, seq) DO NOTHING`, fmtTime(c.Time), string(body), c.ChainID, c.Seq, c.Hash)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var k int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE chain_id = ? AND seq = ? AND hash = ?`, c.ChainID, c.Seq, c.Hash).Scan(&k); err != nil {
+			return err
+		}
+		if k == 0 {
+			return fmt.Errorf("checkpoint %s@%d does not sign a stored event", c.ChainID, c.Seq)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE audit_chains SET checkpoint_seq = ?, checkpoint_time = ?
+		WHERE chain_id = ? AND checkpoint_seq < ?`, c.Seq, fmtTime(c.Time), c.ChainID, c.Seq)
+	return err
+}
+
+// SaveCheckpoint implements [audit.Store].
+func (s *Store) SaveCheckpoint(ctx context.Context, cp audit.SignedCheckpoint) error {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return insertCheckpoint(ctx, tx, cp) }); err != nil {
+		return unavailable("save checkpoint", err)
+	}
+	return nil
+}
+
+const headCols = `chain_id, tenant_id, head_seq, head_hash, checkpoint_seq, checkpoint_time`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanHead(r scanner) (audit.Head, error) {
+	var h audit.Head
+	var cpTime string
+	if err := r.Scan(&h.ID, &h.TenantID, &h.Seq, &h.Hash, &h.CheckpointSeq, &cpTime); err != nil {
+		return audit.Head{}, err
+	}
+	if cpTime != "" {
+		t, err := time.Parse(time.RFC3339Nano, cpTime)
+		if err != nil {
+			return audit.Head{}, fmt.Errorf("chain %q: checkpoint time %q: %w", h.ID, cpTime, err)
+		}
+		h.CheckpointTime = t
+	}
+	return h, nil
+}
+
+// Head implements [audit.Store].
+func (s *Store) Head(ctx context.Context, chainID string) (audit.Head, error) {
+	h, err := scanHead(s.db.QueryRowContext(ctx, `SELECT `+headCols+` FROM audit_chains WHERE chain_id = ?`, chainID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return audit.Head{}, fmt.Errorf("audit sqlitestore: chain %q: %w", chainID, audit.ErrNotFound)
+	}
+	if err != nil {
+		return audit.Head{}, unavailable("head", err)
+	}
+	return h, nil
+}
+
+// Chains implements [audit.Store].
+func (s *Store) Chains(ctx context.Context) ([]audit.Head, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+headCols+` FROM audit_chains ORDER BY chain_id`)
+	if err != nil {
+		return nil, unavailable("chains", err)
+	}
+	defer rows.Close()
+	var out []audit.Head
+	for rows.Next() {
+		h, err := scanHead(rows)
+		if err != nil {
+			return nil, unavailable("chains", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("chains", err)
+	}
+	return out, nil
+}
+
+func queryBodies[T any](ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var v T
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			return nil, fmt.Errorf("stored record: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// ChainEvents implements [audit.Store].
+func (s *Store) ChainEvents(ctx context.Context, chainID string, afterSeq int64, limit int) ([]audit.Event, error) {
+	evs, err := queryBodies[audit.Event](ctx, s.db, `SELECT body FROM audit_events WHERE chain_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		chainID, afterSeq, limit)
+	if err != nil {
+		return nil, unavailable("chain events", err)
+	}
+	return evs, nil
+}
+
+// FirstSeqSince implements [audit.Store].
+func (s *Store) FirstSeqSince(ctx context.Context, chainID string, t time.Time) (int64, error) {
+	var seq sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT min(seq) FROM audit_events WHERE chain_id = ? AND time >= ?`,
+		chainID, fmtTime(t)).Scan(&seq); err != nil {
+		return 0, unavailable("first seq", err)
+	}
+	return seq.Int64, nil
+}
+
+// Checkpoints implements [audit.Store].
+func (s *Store) Checkpoints(ctx context.Context, chainID string, fromSeq int64) ([]audit.SignedCheckpoint, error) {
+	cps, err := queryBodies[audit.SignedCheckpoint](ctx, s.db, `SELECT body FROM audit_checkpoints WHERE chain_id = ? AND seq >= ? ORDER BY seq`,
+		chainID, fromSeq)
+	if err != nil {
+		return nil, unavailable("checkpoints", err)
+	}
+	return cps, nil
+}
+
+// ListEvents implements [audit.Store].
+func (s *Store) ListEvents(ctx context.Context, tenantID string, q audit.Query) ([]audit.Event, string, error) {
+	limit, err := q.Normalize()
+	if err != nil {
+		return nil, "", fmt.Errorf("audit sqlitestore: list: %w", err)
+	}
+	since := ""
+	if !q.Since.IsZero() {
+		since = fmtTime(q.Since)
+	}
+	evs, err := queryBodies[audit.Event](ctx, s.db, `SELECT body FROM audit_events
+		WHERE tenant_id = ? AND (? = '' OR integration_id = ?) AND time >= ? AND id > ?
+		ORDER BY id LIMIT ?`, tenantID, q.IntegrationID, q.IntegrationID, since, q.After, limit+1)
+	if err != nil {
+		return nil, "", unavailable("list", err)
+	}
+	next := ""
+	if len(evs) > limit {
+		evs = evs[:limit]
+		next = evs[limit-1].ID
+	}
+	return evs, next, nil
+}
+
+// EventProof implements [audit.Store].
+func (s *Store) EventProof(ctx context.Context, tenantID, eventID string) (audit.Proof, error) {
+	if !id.Valid("aud", eventID) {
+		return audit.Proof{}, fmt.Errorf("audit sqlitestore: event %q: %w", eventID, audit.ErrNotFound)
+	}
+	var p audit.Proof
+	// A read transaction gives one WAL snapshot for the three reads.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return audit.Proof{}, unavailable("proof", err)
+	}
+	defer tx.Rollback()
+	evs, err := queryBodies[audit.Event](ctx, tx, `SELECT body FROM audit_events WHERE tenant_id = ? AND id = ?`, tenantID, eventID)
+	if err != nil {
+		return audit.Proof{}, unavailable("proof", err)
+	}
+	if len(evs) == 0 {
+		return audit.Proof{}, fmt.Errorf("audit sqlitestore: event %q: %w", eventID, audit.ErrNotFound)
+	}
+	p.Event = evs[0]
+	cps, err := queryBodies[audit.SignedCheckpoint](ctx, tx, `SELECT body FROM audit_checkpoints WHERE chain_id = ? AND seq >= ? ORDER BY seq LIMIT 1`,
+		p.Event.ChainID, p.Event.Seq)
+	if err != nil {
+		return audit.Proof{}, unavailable("proof", err)
+	}
+	upTo := p.Event.Seq + audit.MaxProofEvents
+	if len(cps) == 1 {
+		p.Checkpoint = &cps[0]
+		c, err := audit.ParseCheckpointNote(cps[0].Note)
+		if err != nil {
+			return audit.Proof{}, unavailable("proof", err)
+		}
+		upTo = c.Seq
+	}
+	p.Following, err = queryBodies[audit.Event](ctx, tx, `SELECT body FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ORDER BY seq`,
+		p.Event.ChainID, p.Event.Seq, upTo)
+	if err != nil {
+		return audit.Proof{}, unavailable("proof", err)
+	}
+	return p, nil
+}
+
+// LatestCheckpoints implements [audit.Store].
+func (s *Store) LatestCheckpoints(ctx context.Context, tenantID string) ([]audit.SignedCheckpoint, error) {
+	cps, err := queryBodies[audit.SignedCheckpoint](ctx, s.db, `SELECT k.body FROM audit_checkpoints k
+		WHERE k.tenant_id = ? AND k.seq = (SELECT max(seq) FROM audit_checkpoints WHERE chain_id = k.chain_id)
+		ORDER BY k.chain_id`, tenantID)
+	if err != nil {
+		return nil, unavailable("latest checkpoints", err)
+	}
+	return cps, nil
+}

@@ -1,0 +1,125 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quantaseal/gateway/internal/id"
+)
+
+var (
+	// ErrUnavailable wraps every failure of the store: the caller must not release a
+	// response whose audit event is not committed (HTTP 503).
+	ErrUnavailable = errors.New("audit store unavailable")
+	// ErrNotFound is returned by reads for an event or chain that does not exist (or
+	// belongs to another tenant).
+	ErrNotFound = errors.New("audit record not found")
+	// ErrBadQuery is returned by ListEvents for a malformed cursor or limit.
+	ErrBadQuery = errors.New("invalid audit query")
+)
+
+// Chain names a chain and the tenant it belongs to.
+type Chain struct {
+	ID       string
+	TenantID string
+}
+
+// Head is the committed state of a chain: its last event and its newest checkpoint.
+// A chain without events has Seq 0 and Hash ZeroHash.
+type Head struct {
+	Chain
+	Seq            int64
+	Hash           string
+	CheckpointSeq  int64     // 0 when none
+	CheckpointTime time.Time // zero when none
+}
+
+// Batch is what one group commit writes: events (in chain order) and the checkpoints
+// signed over them.
+type Batch struct {
+	Events      []Event
+	Checkpoints []SignedCheckpoint
+}
+
+// BuildFunc turns the locked heads of the chains of a batch into the batch to insert.
+// It may be called more than once if the store retries the transaction.
+type BuildFunc func(heads map[string]Head) (Batch, error)
+
+// Query selects events for [Store.ListEvents]. Results are ordered by id (creation
+// order); After is the opaque cursor returned as next by the previous page.
+type Query struct {
+	IntegrationID string
+	Since         time.Time
+	After         string
+	Limit         int
+}
+
+// Query limits.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+	// MaxProofEvents bounds Proof.Following when the event is not signed yet.
+	MaxProofEvents = DefaultCheckpointEvery
+)
+
+// Normalize checks q and returns the page size to use: Limit 0 means
+// DefaultListLimit; a negative Limit, one above MaxListLimit or an After that is not an
+// event id is ErrBadQuery.
+func (q Query) Normalize() (int, error) {
+	if q.After != "" && !id.Valid("aud", q.After) {
+		return 0, fmt.Errorf("%w: cursor %q is not an event id", ErrBadQuery, q.After)
+	}
+	switch {
+	case q.Limit == 0:
+		return DefaultListLimit, nil
+	case q.Limit < 0 || q.Limit > MaxListLimit:
+		return 0, fmt.Errorf("%w: limit %d is not within 1..%d", ErrBadQuery, q.Limit, MaxListLimit)
+	}
+	return q.Limit, nil
+}
+
+// Proof lets a single event be verified on its own: the event, the events of its chain
+// from it up to the next checkpoint, and that checkpoint. Checkpoint is nil when the
+// event is not signed yet; Following then holds the events up to the chain's head.
+type Proof struct {
+	Event      Event             `json:"event"`
+	Following  []Event           `json:"following"`
+	Checkpoint *SignedCheckpoint `json:"checkpoint"`
+}
+
+// Store is the persistence contract of the audit log; audit/pgstore and
+// audit/sqlitestore implement it and audit/audittest checks both. Every method returns
+// an error wrapping ErrUnavailable when the database fails.
+type Store interface {
+	// AppendBatch, in one transaction: creates the chains that do not exist yet, locks
+	// the head of every chain in chains (in ID order, so concurrent writers cannot
+	// deadlock), calls build with those heads, inserts the returned events and
+	// checkpoints, advances the heads and commits durably. Two writers appending to one
+	// chain are serialised on its head: no seq or prev_hash is ever used twice.
+	AppendBatch(ctx context.Context, chains []Chain, build BuildFunc) error
+	// Head returns the committed head of a chain, or ErrNotFound.
+	Head(ctx context.Context, chainID string) (Head, error)
+	// SaveCheckpoint stores a checkpoint signed over a committed event and advances the
+	// chain's checkpoint head if it is newer. Saving the same checkpoint twice is a no-op.
+	SaveCheckpoint(ctx context.Context, cp SignedCheckpoint) error
+
+	// ListEvents returns a page of the tenant's events and the cursor of the next page
+	// ("" on the last page).
+	ListEvents(ctx context.Context, tenantID string, q Query) ([]Event, string, error)
+	// EventProof returns the proof of one of the tenant's events, or ErrNotFound.
+	EventProof(ctx context.Context, tenantID, eventID string) (Proof, error)
+	// LatestCheckpoints returns the newest checkpoint of each of the tenant's chains,
+	// ordered by chain id.
+	LatestCheckpoints(ctx context.Context, tenantID string) ([]SignedCheckpoint, error)
+
+	// Chains lists every chain, ordered by ID (for export and verification).
+	Chains(ctx context.Context) ([]Head, error)
+	// ChainEvents returns up to limit events of a chain with seq > afterSeq, by seq.
+	ChainEvents(ctx context.Context, chainID string, afterSeq int64, limit int) ([]Event, error)
+	// FirstSeqSince returns the seq of the chain's first event at or after t, or 0.
+	FirstSeqSince(ctx context.Context, chainID string, t time.Time) (int64, error)
+	// Checkpoints returns every checkpoint of a chain with seq ≥ fromSeq, by seq.
+	Checkpoints(ctx context.Context, chainID string, fromSeq int64) ([]SignedCheckpoint, error)
+}
