@@ -1,0 +1,51 @@
+// Package extproc is the Envoy-facing gRPC server: the ext_proc ExternalProcessor
+// (Process) and the ext_authz Authorization service (Check), both running one
+// pipeline — authenticate the tenant API key, resolve the integration, match the
+// catalogue operation ([policy.Match] / [policy.BuildRequest]), apply the default-deny
+// policy, inject the Okta credential, and audit — plus the optional
+// HybridCryptoEnvelope on ext_proc responses.
+//
+// # Modes
+//
+// Transparent mode: the caller speaks Okta's REST shape (GET /api/v1/users?…) with
+// Authorization: SSWS qs_live_… (or Bearer, or X-API-Key). The request_headers reply
+// swaps in the real Authorization (and DPoP), sets :authority to the Okta host, asks
+// for identity encoding, and removes the caller's credential, x-quantaseal-* and
+// hop-by-hop headers. Its mode_override buffers the response body only when it must
+// be read (envelope, or [Config.HashResponses]).
+//
+// Outbound mode: POST [OutboundPath] with {"integration_id", "operation",
+// "payload"}. The body is buffered; the request_body reply rewrites :method, :path,
+// :authority, content-type, content-length and the body into the Okta call. The
+// response is always an envelope.
+//
+// # Envoy rules this package follows
+//
+// Every item of envoy-extproc.md §10 is a requirement: header values are written in
+// raw_value only (ext_authz: value); a denial is an ImmediateResponse with a status
+// ≥ 400, never an OK stream close; each message gets exactly one reply of its own
+// type, in order; bodiless requests and responses get their work done in the headers
+// reply; content-length matches any replaced body; a slow step first sends a reply
+// holding only override_message_timeout; pseudo-headers are changed by a single
+// overwrite. The Envoy configuration must set allow_mode_override (the response body
+// is BUFFERED per request) and allow_all_routing (outbound mode rewrites :method and
+// :authority).
+//
+// # Audit
+//
+// Every stream ends in exactly one committed audit event — two for state-changing
+// operations, whose intent event is committed before the request is released — and
+// a stream that ends early is recorded with reason "aborted". Appends run under
+// context.WithoutCancel with their own timeout; when one fails the client gets 503
+// and nothing is forwarded or released. The response reaches the client only after
+// its event is committed, and carries X-QuantaSeal-Audit-Event.
+//
+// # Errors
+//
+// status.go is the one place that maps an error class to an HTTP status, gRPC code
+// and machine code; the code is the JSON body's error member, the metric label and the
+// audit reason.
+//
+// The collaborators are small interfaces declared in deps.go; cmd/quantaseal adapts
+// the registry, okta, envelope and audit packages to them.
+package extproc

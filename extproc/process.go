@@ -1,0 +1,658 @@
+package extproc
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/quantaseal/gateway/policy"
+)
+
+// stream is the state of one ext_proc stream (one HTTP request). Process handles
+// its messages one at a time on one goroutine, so request- and response-side
+// messages may interleave in any order without shared mutable state; each reply is
+// typed after the message it answers (envoy-extproc.md §10 items 12, 13).
+type stream struct {
+	s   *Server
+	srv extprocv3.ExternalProcessor_ProcessServer
+	ctx context.Context
+	call
+
+	started       bool // request_headers seen
+	allowed       bool // the policy allowed the call (it may have been forwarded)
+	done          bool // the final audit event is committed (or an ImmediateResponse was sent)
+	overrideSent  bool // override_message_timeout already sent for the current message
+	envelope      bool // the response body is replaced by an envelope
+	hashResponse  bool // the response body is buffered for response_sha256 only
+	outboundBody  bool // outbound: the request body was handled
+	reqHeaders    headerList
+	respHeaders   headerList
+	callerOrigin  string
+	reqHash       hash.Hash
+	upstreamState int // upstream :status, 0 until response headers
+}
+
+// Process implements the ext_proc ExternalProcessor service. A stream ends in exactly
+// one committed audit event (two for state-changing operations); a denial is an
+// ImmediateResponse with a status ≥ 400, never an OK close that Envoy would treat as
+// "continue unprocessed" (envoy-extproc.md §10 item 2).
+func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
+	s.metrics.streams.Inc()
+	defer s.metrics.streams.Dec()
+	st := &stream{s: s, srv: srv, ctx: srv.Context(), call: call{api: apiExtProc, start: time.Now()}}
+	defer st.abort()
+	for {
+		req, err := srv.Recv()
+		if err != nil {
+			// Envoy ends streams with a half-close and a reset: io.EOF or Canceled are
+			// the normal end, not errors (envoy-extproc.md §10 item 15).
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || st.ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		st.overrideSent = false
+		resp, err := st.handle(req)
+		if err != nil {
+			return err
+		}
+		if err := srv.Send(resp); err != nil {
+			s.log.LogAttrs(st.ctx, slog.LevelDebug, "send failed", slog.String("request_id", st.requestID), slog.String("error", err.Error()))
+			return nil
+		}
+		if resp.GetImmediateResponse() != nil {
+			// Envoy sets processing_complete_ and closes the stream; nothing more comes.
+			return nil
+		}
+	}
+}
+
+func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return st.onRequestHeaders(r.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return st.onRequestBody(r.RequestBody)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{
+			RequestTrailers: &extprocv3.TrailersResponse{}}}, nil
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return st.onResponseHeaders(r.ResponseHeaders)
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return st.onResponseBody(r.ResponseBody)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{
+			ResponseTrailers: &extprocv3.TrailersResponse{}}}, nil
+	}
+	// A message kind this server does not know (a newer Envoy): fail the stream with a
+	// non-OK status so Envoy fails closed.
+	return nil, status.Error(codes.Unimplemented, "extproc: unsupported ProcessingRequest")
+}
+
+// slowly runs f; if it has not finished after Config.OverrideAfter it first sends a
+// reply carrying only override_message_timeout (once per message: Envoy honours one
+// per state), then waits. The real reply follows as a separate message
+// (envoy-extproc.md §5 "Timeouts", §10 item 10). f runs on its own goroutine, which
+// slowly always waits for.
+func slowly[T any](st *stream, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	t := time.NewTimer(st.s.cfg.OverrideAfter)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-t.C:
+	}
+	if !st.overrideSent {
+		st.overrideSent = true
+		err := st.srv.Send(&extprocv3.ProcessingResponse{
+			OverrideMessageTimeout: durationpb.New(st.s.cfg.MessageTimeoutOverride),
+		})
+		if err != nil {
+			st.s.log.LogAttrs(st.ctx, slog.LevelDebug, "send override_message_timeout failed",
+				slog.String("request_id", st.requestID), slog.String("error", err.Error()))
+		}
+	}
+	r := <-ch
+	return r.v, r.err
+}
+
+// bodyModes is the per-request mode_override: request body buffered (outbound
+// rewrite, request_sha256), response body buffered only when it must be read.
+func bodyModes(response extprocfilterv3.ProcessingMode_BodySendMode) *extprocfilterv3.ProcessingMode {
+	return &extprocfilterv3.ProcessingMode{
+		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
+		ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
+		RequestBodyMode:     extprocfilterv3.ProcessingMode_BUFFERED,
+		ResponseBodyMode:    response,
+		RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
+		ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
+	}
+}
+
+// MetadataNamespace is the dynamic-metadata namespace the processor writes; Envoy keeps
+// it only if listed in metadata_options.receiving_namespaces.untyped (the shipped
+// envoy/ configs list it), and access logs read %DYNAMIC_METADATA(quantaseal:operation)%
+// (envoy-extproc.md §5, §10 item 14).
+const MetadataNamespace = "quantaseal"
+
+// metadata is {"quantaseal": {"operation", "integration_id", "decision", "code",
+// "audit_event_id"}} for access logs; empty values are left out.
+func (c *call) metadata(decision, code, auditEventID string) *structpb.Struct {
+	fields := map[string]*structpb.Value{}
+	for k, v := range map[string]string{"operation": c.op.Name, "integration_id": c.integ.ID,
+		"decision": decision, "code": code, "audit_event_id": auditEventID} {
+		if v != "" {
+			fields[k] = structpb.NewStringValue(v)
+		}
+	}
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: fields}),
+	}}
+}
+
+func requestHeadersReply(cr *extprocv3.CommonResponse, mode *extprocfilterv3.ProcessingMode) *extprocv3.ProcessingResponse {
+	return &extprocv3.ProcessingResponse{
+		Response:     &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: cr}},
+		ModeOverride: mode,
+	}
+}
+
+func responseHeadersReply(cr *extprocv3.CommonResponse) *extprocv3.ProcessingResponse {
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{Response: cr}}}
+}
+
+func requestBodyReply(cr *extprocv3.CommonResponse) *extprocv3.ProcessingResponse {
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: cr}}}
+}
+
+func responseBodyReply(cr *extprocv3.CommonResponse) *extprocv3.ProcessingResponse {
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: cr}}}
+}
+
+// immediate is the JSON error reply. The status is always set (a missing status means
+// 200 to Envoy; envoy-extproc.md §10 item 4) and headers use raw_value only.
+func immediate(f *failure, integrationID, auditEventID string) *extprocv3.ProcessingResponse {
+	sets := []*corev3.HeaderValueOption{set("content-type", "application/json")}
+	if auditEventID != "" {
+		sets = append(sets, set(hdrAuditEvent, auditEventID))
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
+		ImmediateResponse: &extprocv3.ImmediateResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(f.httpStatus())},
+			Headers: &extprocv3.HeaderMutation{SetHeaders: sets},
+			Body:    f.body(integrationID, auditEventID),
+			Details: "quantaseal_" + f.code,
+		}}}
+}
+
+// reject audits a denial or failure and answers with an ImmediateResponse. If the
+// audit append fails the client gets 503 instead: nothing is answered unaudited.
+func (st *stream) reject(f *failure) (*extprocv3.ProcessingResponse, error) {
+	decision := decisionDeny
+	id, err := slowly(st, func() (string, error) {
+		return st.s.record(st.ctx, st.audit(decision, f.code, f.httpStatus()))
+	})
+	if err != nil {
+		f, id = fail(CodeUnavailable, err), ""
+	}
+	st.done = true
+	st.s.finished(st.ctx, &st.call, decision, f.code)
+	if f.cause != nil && f.code == CodeUnavailable {
+		st.s.log.LogAttrs(st.ctx, slog.LevelWarn, "dependency unavailable",
+			slog.String("request_id", st.requestID), slog.String("integration_id", st.integ.ID),
+			slog.String("code", f.code), slog.String("error", f.cause.Error()))
+	}
+	resp := immediate(f, st.integ.ID, id)
+	resp.DynamicMetadata = st.metadata(decision, f.code, id)
+	return resp, nil
+}
+
+func (st *stream) rejectErr(err error) (*extprocv3.ProcessingResponse, error) {
+	return st.reject(classify(err))
+}
+
+func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	if st.started {
+		return nil, status.Error(codes.FailedPrecondition, "extproc: second request_headers on one stream")
+	}
+	st.started = true
+	l := fromHeaderMap(m.GetHeaders())
+	st.reqHeaders = l
+	st.requestID = l.value("x-request-id")
+	st.method = l.value(":method")
+	rawPath := l.value(":path")
+	st.path, st.query = splitQuery(rawPath)
+	st.callerOrigin = callerOrigin(l)
+	if f := l.validate(); f != nil {
+		return st.reject(f)
+	}
+	caller, err := slowly(st, func() (Caller, error) { return st.s.authenticate(st.ctx, l) })
+	if err != nil {
+		return st.rejectErr(err)
+	}
+	st.caller = caller
+
+	if st.method == "POST" && st.path == OutboundPath {
+		st.mode = modeOutbound
+		st.envelope = true
+		if m.GetEndOfStream() {
+			return st.reject(&failure{code: CodeInvalidPayload, detail: "The outbound API needs a JSON body."})
+		}
+		// The rewrite happens in the request_body reply, once the JSON is known; the
+		// headers are held until then (BUFFERED + SEND; envoy-extproc.md §3).
+		return requestHeadersReply(nil, bodyModes(extprocfilterv3.ProcessingMode_BUFFERED)), nil
+	}
+
+	st.mode = modeTransparent
+	if _, err := slowly(st, func() (struct{}, error) {
+		return struct{}{}, st.s.resolve(st.ctx, &st.call, l.value(hdrIntegration), l.value(":authority"))
+	}); err != nil {
+		return st.rejectErr(err)
+	}
+	op, _, err := policy.Match(st.integ.SystemType, st.method, rawPath)
+	if err != nil {
+		return st.rejectErr(err)
+	}
+	st.op = op
+	if err := decide(&st.call); err != nil {
+		return st.rejectErr(err)
+	}
+	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
+	if err != nil {
+		return st.rejectErr(err)
+	}
+	if f := st.intent(); f != nil {
+		return st.reject(f)
+	}
+	st.allowed = true
+	switch st.integ.Envelope {
+	case EnvelopeAlways:
+		st.envelope = true
+	case EnvelopeNever:
+	default:
+		st.envelope = wantsEnvelope(l.value("accept"))
+	}
+	st.hashResponse = !st.envelope && st.s.cfg.HashResponses
+	respMode := extprocfilterv3.ProcessingMode_NONE
+	if st.envelope || st.hashResponse {
+		respMode = extprocfilterv3.ProcessingMode_BUFFERED
+	}
+	sets, removes := injectHeaders(&st.call, authz, l, set)
+	resp := requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, removes)}, bodyModes(respMode))
+	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
+	return resp, nil
+}
+
+// intent commits the intent event of a state-changing call before it is forwarded
+// (audit-v1.md "Chains"). It is committed before the reply that releases the request,
+// whatever the body mode.
+func (st *stream) intent() *failure {
+	if !st.op.StateChanging {
+		return nil
+	}
+	id, err := slowly(st, func() (string, error) {
+		return st.s.record(st.ctx, st.audit(decisionAllow, ReasonForwarded, 0))
+	})
+	if err != nil {
+		return fail(CodeUnavailable, err)
+	}
+	st.intentID = id
+	return nil
+}
+
+func (st *stream) onRequestBody(m *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	switch {
+	case st.done:
+		return requestBodyReply(nil), nil
+	case st.mode == modeOutbound && !st.outboundBody:
+		st.outboundBody = true
+		return st.outbound(m.GetBody())
+	case st.mode == modeTransparent:
+		if st.reqHash == nil {
+			st.reqHash = sha256.New()
+		}
+		st.reqHash.Write(m.GetBody())
+		if m.GetEndOfStream() {
+			st.requestSHA = hex.EncodeToString(st.reqHash.Sum(nil))
+		}
+		return requestBodyReply(nil), nil
+	case !st.started:
+		// Request headers were skipped (a misconfigured filter): nothing was checked.
+		return st.reject(fail(CodeUnavailable, errors.New("request body without request headers")))
+	}
+	return requestBodyReply(nil), nil
+}
+
+// outboundRequest is the documented outbound API body.
+type outboundRequest struct {
+	IntegrationID string          `json:"integration_id"`
+	Operation     string          `json:"operation"`
+	Payload       json.RawMessage `json:"payload"`
+}
+
+func decodeOutbound(body []byte) (outboundRequest, *failure) {
+	var in outboundRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return in, &failure{code: CodeInvalidPayload, detail: "Invalid payload: the body must be a JSON object with integration_id, operation and payload.", cause: err}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return in, &failure{code: CodeInvalidPayload, detail: "Invalid payload: trailing data after the JSON object."}
+	}
+	if in.Operation == "" {
+		return in, &failure{code: CodeInvalidPayload, field: "operation", detail: "Invalid payload: operation: required."}
+	}
+	return in, nil
+}
+
+// outbound turns the outbound-API JSON into the Okta call: :method, :path (with the
+// encoded query), :authority, content-type, an exact content-length and the body, all
+// in the request_body reply, where BUFFERED + SEND still lets header mutations apply
+// (envoy-extproc.md §3, §10 items 6, 7).
+func (st *stream) outbound(body []byte) (*extprocv3.ProcessingResponse, error) {
+	if len(body) > st.s.cfg.MaxBodyBytes {
+		return st.reject(fail(CodePayloadTooLarge, nil))
+	}
+	in, f := decodeOutbound(body)
+	if f != nil {
+		return st.reject(f)
+	}
+	requested := in.IntegrationID
+	if requested == "" {
+		requested = st.reqHeaders.value(hdrIntegration)
+	}
+	if _, err := slowly(st, func() (struct{}, error) {
+		return struct{}{}, st.s.resolve(st.ctx, &st.call, requested, "")
+	}); err != nil {
+		return st.rejectErr(err)
+	}
+	op, ok := policy.Lookup(st.integ.SystemType, in.Operation)
+	if !ok {
+		return st.reject(fail(CodeUnknownOperation, nil))
+	}
+	st.op = op
+	if err := decide(&st.call); err != nil {
+		return st.rejectErr(err)
+	}
+	up, err := policy.BuildRequest(op, in.Payload)
+	if err != nil {
+		return st.rejectErr(err)
+	}
+	st.method = up.Method
+	st.path, st.query = splitQuery(up.Path)
+	if up.Body != nil {
+		st.requestSHA = sha256Hex(up.Body)
+	}
+	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
+	if err != nil {
+		return st.rejectErr(err)
+	}
+	if f := st.intent(); f != nil {
+		return st.reject(f)
+	}
+	st.allowed = true
+
+	sets, removes := injectHeaders(&st.call, authz, st.reqHeaders, set)
+	sets = append(sets,
+		set(":method", up.Method),
+		set(":path", up.Path),
+		set("accept", "application/json"),
+		set("content-length", strconv.Itoa(len(up.Body))),
+	)
+	bm := &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_ClearBody{ClearBody: true}}
+	if up.Body != nil {
+		sets = append(sets, set("content-type", "application/json"))
+		bm = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: up.Body}}
+	} else if _, n := st.reqHeaders.get("content-type"); n > 0 {
+		removes = append(removes, "content-type")
+	}
+	resp := requestBodyReply(&extprocv3.CommonResponse{
+		HeaderMutation: headerMutation(sets, removes),
+		BodyMutation:   bm,
+	})
+	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
+	return resp, nil
+}
+
+func (st *stream) onResponseHeaders(m *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	if st.done {
+		return responseHeadersReply(nil), nil
+	}
+	if !st.allowed {
+		// The request went upstream without this processor allowing it (request
+		// headers skipped, or a response that overtook a pending outbound body).
+		return st.reject(fail(CodeUnavailable, errors.New("response for a request the processor did not allow")))
+	}
+	l := fromHeaderMap(m.GetHeaders())
+	st.respHeaders = l
+	st.upstreamState, _ = strconv.Atoi(l.value(":status"))
+	switch st.upstreamState {
+	case 401:
+		// Our token was refused (expired early, revoked, rotated): fetch a new one next time.
+		st.s.deps.Tokens.Invalidate(st.integ.ID)
+	case 403:
+		if scope, ok := insufficientScope(l.values("www-authenticate")); ok {
+			if scope == "" {
+				scope = st.op.Scope
+			}
+			return st.reject(&failure{code: CodeInsufficientScope, scope: scope})
+		}
+	}
+	if m.GetEndOfStream() {
+		// 204, 304, HEAD: no response_body will come (envoy-extproc.md §10 item 9), so
+		// the envelope is applied here.
+		return st.complete(nil, true, true)
+	}
+	if st.envelope || st.hashResponse {
+		// BUFFERED: the headers are held until the body reply, which carries the
+		// header mutations.
+		return responseHeadersReply(nil), nil
+	}
+	return st.complete(nil, false, true)
+}
+
+func (st *stream) onResponseBody(m *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	if st.done || !(st.envelope || st.hashResponse) {
+		return responseBodyReply(nil), nil
+	}
+	// BUFFERED: this is the whole body (eos is false only when trailers follow, which
+	// are skipped).
+	body, err := decodeBody(st.respHeaders.value("content-encoding"), m.GetBody(), st.s.cfg.MaxBodyBytes)
+	if err != nil {
+		if st.envelope {
+			return st.reject(&failure{code: CodeUpstreamError, detail: "The Okta response could not be decoded.", cause: err})
+		}
+		// Hash-only: pass the body through untouched; the event carries no hash.
+		return st.complete(nil, false, false)
+	}
+	return st.complete(body, true, false)
+}
+
+// decodeBody undoes a gzip content-encoding (the processor asks for identity, but a
+// server may ignore it). Other encodings are refused. The decoded size is bounded.
+func decodeBody(encoding string, body []byte, limit int) ([]byte, error) {
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "", "identity":
+		return body, nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		out, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		if len(out) > limit {
+			return nil, fmt.Errorf("decoded body larger than %d bytes", limit)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unsupported content-encoding %q", encoding)
+}
+
+// complete commits the outcome event and builds the reply that releases the
+// response: Link origins rewritten to the caller's origin, X-QuantaSeal-Audit-Event
+// added and, when required, the body replaced by the envelope. inHeaders says whether
+// this answers response_headers (bodiless response or no buffering) or response_body.
+func (st *stream) complete(body []byte, bodyKnown, inHeaders bool) (*extprocv3.ProcessingResponse, error) {
+	upstream := st.upstreamState
+	clientStatus := upstream
+	if st.envelope && inHeaders && (upstream == 204 || upstream == 304) {
+		// Those statuses cannot carry a body; the envelope holds the real status.
+		clientStatus = 200
+	}
+	reason := ReasonOK
+	if upstream >= 400 || upstream == 0 {
+		reason = CodeUpstreamError
+	}
+	rec := st.audit(decisionAllow, reason, clientStatus)
+	if bodyKnown {
+		rec.ResponseSHA256 = sha256Hex(body)
+		rec.ResponseBytes = int64(len(body))
+	}
+	rec.Envelope = st.envelope
+	id, err := slowly(st, func() (string, error) { return st.s.record(st.ctx, rec) })
+	if err != nil {
+		return st.failAfterRecord(fail(CodeUnavailable, err), "")
+	}
+	st.done = true
+
+	var sets []*corev3.HeaderValueOption
+	var removes []string
+	for i, v := range rewriteLinks(st.respHeaders.values("link"), st.integ.OktaOrigin, st.callerOrigin) {
+		if i == 0 {
+			sets = append(sets, set("link", v)) // overwrite every upstream Link header
+		} else {
+			sets = append(sets, add("link", v))
+		}
+	}
+	sets = append(sets, set(hdrAuditEvent, id))
+
+	md := st.metadata(decisionAllow, reason, id)
+	if !st.envelope {
+		st.s.finished(st.ctx, &st.call, decisionAllow, reason)
+		cr := &extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, removes)}
+		resp := responseBodyReply(cr)
+		if inHeaders {
+			resp = responseHeadersReply(cr)
+		}
+		resp.DynamicMetadata = md
+		return resp, nil
+	}
+
+	env, err := slowly(st, func() ([]byte, error) {
+		defer st.s.metrics.observe(phaseSeal, time.Now())
+		ctx, cancel := context.WithTimeout(st.ctx, st.s.cfg.SealTimeout)
+		defer cancel()
+		return st.s.deps.Sealer.Seal(ctx, st.caller.TenantID, SealRequest{
+			Success:      upstream >= 200 && upstream <= 299,
+			Status:       upstream,
+			Next:         nextCursor(st.respHeaders.values("link")),
+			AuditEventID: id,
+			Body:         body,
+		})
+	})
+	if err != nil {
+		// The event (already committed) says what the call did upstream; the client
+		// gets 503 and that event's id.
+		return st.failAfterRecord(fail(CodeUnavailable, err), id)
+	}
+	st.s.finished(st.ctx, &st.call, decisionAllow, reason)
+	sets = append(sets, set("content-type", EnvelopeMediaType))
+	for _, k := range []string{"content-encoding", "etag", "content-md5", "digest", "content-digest"} {
+		if _, n := st.respHeaders.get(k); n > 0 {
+			removes = append(removes, k)
+		}
+	}
+	bm := &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: env}}
+	if inHeaders {
+		if clientStatus != upstream {
+			sets = append(sets, set(":status", strconv.Itoa(clientStatus)))
+		}
+		// CONTINUE_AND_REPLACE gives a bodiless response a body; Envoy drops
+		// content-length itself (envoy-extproc.md §3).
+		resp := responseHeadersReply(&extprocv3.CommonResponse{
+			Status:         extprocv3.CommonResponse_CONTINUE_AND_REPLACE,
+			HeaderMutation: headerMutation(sets, removes),
+			BodyMutation:   bm,
+		})
+		resp.DynamicMetadata = md
+		return resp, nil
+	}
+	// BUFFERED + SEND keeps content-length and checks it against the new body after
+	// this reply's header mutation (envoy-extproc.md §10 item 6).
+	sets = append(sets, set("content-length", strconv.Itoa(len(env))))
+	resp := responseBodyReply(&extprocv3.CommonResponse{
+		HeaderMutation: headerMutation(sets, removes),
+		BodyMutation:   bm,
+	})
+	resp.DynamicMetadata = md
+	return resp, nil
+}
+
+// failAfterRecord answers 503 when the outcome could not be recorded or sealed.
+func (st *stream) failAfterRecord(f *failure, auditID string) (*extprocv3.ProcessingResponse, error) {
+	st.done = true
+	st.s.finished(st.ctx, &st.call, decisionDeny, f.code)
+	if f.cause != nil {
+		st.s.log.LogAttrs(st.ctx, slog.LevelWarn, "response withheld",
+			slog.String("request_id", st.requestID), slog.String("integration_id", st.integ.ID),
+			slog.String("code", f.code), slog.String("error", f.cause.Error()))
+	}
+	return immediate(f, st.integ.ID, auditID), nil
+}
+
+// abort records the event of a stream that ended before its final event: the client
+// went away, the upstream reset, or Envoy gave up (reason aborted).
+func (st *stream) abort() {
+	if st.done || !st.started {
+		return
+	}
+	decision := decisionDeny
+	if st.allowed {
+		decision = decisionAllow
+	}
+	if st.reqHash != nil && st.requestSHA == "" {
+		st.requestSHA = hex.EncodeToString(st.reqHash.Sum(nil))
+	}
+	rec := st.audit(decision, ReasonAborted, st.upstreamState)
+	if _, err := st.s.record(st.ctx, rec); err != nil {
+		return // record logged it
+	}
+	st.done = true
+	st.s.finished(st.ctx, &st.call, decision, ReasonAborted)
+}
