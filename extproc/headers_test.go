@@ -3,6 +3,7 @@ package extproc
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -138,6 +139,7 @@ func TestClassify(t *testing.T) {
 		{policy.ErrUnknownOperation, CodeUnknownOperation, 403},
 		{&policy.PayloadError{Field: "limit", Message: "too big"}, CodeInvalidPayload, 400},
 		{&tokErr{code: "invalid_client"}, CodeInvalidClient, 401},
+		{&tokErr{code: "invalid_client", clientSecret: true}, CodeInvalidClient, 401},
 		{&tokErr{code: "invalid_scope", scope: "okta.apps.read"}, CodeInsufficientScope, 403},
 		{&tokErr{code: "token_timeout"}, CodeUnavailable, 503},
 		{&tokErr{code: "rate_limited"}, CodeUnavailable, 503},
@@ -225,4 +227,20 @@ func FuzzHeaderMap(f *testing.F) {
 		_ = callerOrigin(l)
 		_ = wantsEnvelope(l.value("accept"))
 	})
+}
+
+func TestInvalidClientSecretNote(t *testing.T) {
+	for _, tc := range []struct {
+		clientSecret bool
+		wantNote     bool
+	}{{false, false}, {true, true}} {
+		f := classify(fmt.Errorf("authorize: %w", &tokErr{code: "invalid_client", clientSecret: tc.clientSecret}))
+		msg := f.message()
+		if !strings.HasPrefix(msg, InvalidClientMessage) {
+			t.Errorf("clientSecret=%v: message %q lacks the documented text", tc.clientSecret, msg)
+		}
+		if got := strings.Contains(msg, "private_key_jwt"); got != tc.wantNote {
+			t.Errorf("clientSecret=%v: private_key_jwt note present=%v, want %v", tc.clientSecret, got, tc.wantNote)
+		}
+	}
 }

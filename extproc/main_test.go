@@ -72,11 +72,15 @@ func (f *fakeIntegrations) ResolveIntegration(_ context.Context, tenant, id, hos
 	return f.integ, nil
 }
 
-type tokErr struct{ code, scope string }
+type tokErr struct {
+	code, scope  string
+	clientSecret bool
+}
 
-func (e *tokErr) Error() string { return "okta: " + e.code }
-func (e *tokErr) Code() string  { return e.code }
-func (e *tokErr) Scope() string { return e.scope }
+func (e *tokErr) Error() string      { return "okta: " + e.code }
+func (e *tokErr) ClientSecret() bool { return e.clientSecret }
+func (e *tokErr) Code() string       { return e.code }
+func (e *tokErr) Scope() string      { return e.scope }
 
 type fakeTokens struct {
 	mu          sync.Mutex

@@ -46,6 +46,13 @@ const (
 const InvalidClientMessage = "The OAuth2 client secret in QuantaVault is incorrect or has been rotated in Okta. " +
 	"Generate a new client secret in the Okta Admin Console and update the vault entry."
 
+// clientSecretNote is appended to InvalidClientMessage when the credential authenticated
+// with a client secret: Okta's org authorization server only accepts private_key_jwt for
+// okta.* scopes (okta-api.md §3, "Client authentication"), so a correct secret can be
+// refused too.
+const clientSecretNote = " Note: Okta's org authorization server accepts only private_key_jwt client " +
+	"authentication for okta.* scopes; if the secret is correct, seal the app's private key instead."
+
 // insufficientScopeMessage is the documented text for insufficient_scope; %s is the scope.
 const insufficientScopeMessage = "The service app does not have the required Okta Management API scope (%s). " +
 	"Add the missing scope in the Okta Admin Console under the app's OAuth2 scopes configuration."
@@ -153,6 +160,10 @@ func classify(err error) *failure {
 	case errors.As(err, &te):
 		switch te.Code() {
 		case "invalid_client":
+			var cs interface{ ClientSecret() bool }
+			if errors.As(err, &cs) && cs.ClientSecret() {
+				return &failure{code: CodeInvalidClient, detail: InvalidClientMessage + clientSecretNote, cause: err}
+			}
 			return fail(CodeInvalidClient, err)
 		case "insufficient_scope", "invalid_scope":
 			return &failure{code: CodeInsufficientScope, scope: te.Scope(), cause: err}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,10 +56,19 @@ type OktaConfig struct {
 
 // AuditConfig tunes the audit chain's group commit and checkpoints.
 type AuditConfig struct {
+	// WriterID names this process's shard of each tenant's chain ("<tenant>/<writer>").
+	// Replicas may share one (appends serialise on the chain head) or use their own
+	// stable id, such as a pod ordinal, to append in parallel (docs/design/audit-chains.md).
+	WriterID           string        `yaml:"writer_id"`
 	CommitTimeout      time.Duration `yaml:"commit_timeout"`
 	MaxBatch           int           `yaml:"max_batch"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	CheckpointEvery    int           `yaml:"checkpoint_every"`
+	// HashResponses buffers the response of transparent calls without an envelope so
+	// their events carry response_sha256 and response_bytes. Off by default: those calls
+	// then need only Envoy's header phases (no body buffering), and their events leave
+	// both members empty (docs/spec/audit-v1.md).
+	HashResponses bool `yaml:"hash_responses"`
 }
 
 // ServerConfig holds the process-level knobs of `serve`.
@@ -86,6 +96,7 @@ func defaultConfig() Config {
 			RequestTimeout: 30 * time.Second,
 		},
 		Audit: AuditConfig{
+			WriterID:           "w1",
 			CommitTimeout:      5 * time.Second,
 			MaxBatch:           512,
 			CheckpointInterval: 5 * time.Second,
@@ -151,6 +162,12 @@ func envOverrides(c *Config) []envOverride {
 		{"QUANTASEAL_OKTA_CA_FILE", str(&c.Okta.CAFile)},
 		{"QUANTASEAL_OKTA_TOKEN_TIMEOUT", duration(&c.Okta.TokenTimeout)},
 		{"QUANTASEAL_AUDIT_COMMIT_TIMEOUT", duration(&c.Audit.CommitTimeout)},
+		{"QUANTASEAL_AUDIT_WRITER_ID", str(&c.Audit.WriterID)},
+		{"QUANTASEAL_AUDIT_HASH_RESPONSES", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.Audit.HashResponses = b
+			return err
+		}},
 		{"QUANTASEAL_DRAIN_DELAY", duration(&c.Server.DrainDelay)},
 		{"QUANTASEAL_MESSAGE_TIMEOUT", duration(&c.Server.MessageTimeout)},
 	}

@@ -15,10 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // runServe implements `quantaseal serve`.
@@ -65,7 +61,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 		grpcLn.Close()
 		return fmt.Errorf("listen on http_addr %s: %w (set QUANTASEAL_HTTP_ADDR)", cfg.HTTPAddr, err)
 	}
-	return serve(ctx, cfg, logger, reg, gw, grpcLn, httpLn)
+	return serve(ctx, cfg, logger, gw, grpcLn, httpLn)
 }
 
 func environ(cio cmdIO) []string {
@@ -90,27 +86,13 @@ func newLogger(cio cmdIO, level string) *slog.Logger {
 
 // serve runs the servers on the given listeners until ctx is done, then shuts down in
 // the documented order.
-func serve(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.Registry, gw *gateway, grpcLn, httpLn net.Listener) error {
-	grpcServer := grpc.NewServer(
-		grpc.MaxRecvMsgSize(cfg.Server.MaxMessageBytes),
-		grpc.MaxSendMsgSize(cfg.Server.MaxMessageBytes),
-	)
-	healthServer := health.NewServer()
-	healthpb.RegisterHealthServer(grpcServer, healthServer)
-	gw.registerGRPC(grpcServer)
-
+func serve(ctx context.Context, cfg Config, logger *slog.Logger, gw *gateway, grpcLn, httpLn net.Listener) error {
 	var draining atomic.Bool
-	ready := func(ctx context.Context) error {
-		if draining.Load() {
-			return errors.New("draining")
-		}
-		return gw.ready(ctx)
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("/", gw.httpHandler(ready))
+	mux.Handle("/", gw.api)
 	httpServer := &http.Server{
-		Handler:           mux,
+		Handler: readinessGate(&draining, mux),
+		// Bounded reads and writes: the API takes small JSON bodies (1 MiB at most).
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -119,7 +101,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	}
 
 	errc := make(chan error, 2)
-	go func() { errc <- grpcServer.Serve(grpcLn) }()
+	go func() { errc <- gw.extproc.Serve(grpcLn) }()
 	go func() {
 		if err := httpServer.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -127,13 +109,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		}
 		errc <- nil
 	}()
-	// Health follows real readiness: SERVING only once the stores answer.
-	if err := gw.ready(ctx); err != nil {
-		logger.Warn("not ready at start", slog.String("error", err.Error()))
-		healthServer.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	} else {
-		healthServer.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	}
 	logger.Info("serving",
 		slog.String("grpc_addr", grpcLn.Addr().String()),
 		slog.String("http_addr", httpLn.Addr().String()))
@@ -142,35 +117,51 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
+		if runErr == nil {
+			runErr = errors.New("a server stopped unexpectedly")
+		}
 		logger.Error("server failed", slog.String("error", runErr.Error()))
 	}
 
+	// 2. NOT_SERVING on gRPC health, 503 on /readyz.
 	logger.Info("shutting down", slog.Duration("drain_delay", cfg.Server.DrainDelay))
 	draining.Store(true)
-	healthServer.Shutdown()
+	gw.extproc.SetNotServing()
+	// 3. Let Envoy and load balancers notice before streams are refused.
 	if runErr == nil {
 		time.Sleep(cfg.Server.DrainDelay)
 	}
-	stopped := make(chan struct{})
-	go func() { grpcServer.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(cfg.Server.ShutdownTimeout):
-		logger.Warn("graceful stop timed out; stopping in-flight streams")
-		grpcServer.Stop()
-		<-stopped
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	// 4. Finish in-flight streams (each commits its audit event), then stop hard.
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
-	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+	if err := gw.extproc.Shutdown(stopCtx); err != nil {
+		logger.Warn("grpc shutdown", slog.String("error", err.Error()))
+	}
+	if err := httpServer.Shutdown(stopCtx); err != nil {
 		logger.Warn("http shutdown", slog.String("error", err.Error()))
 	}
-	if err := gw.flush(shutdownCtx); err != nil {
+	// 5. Commit what the audit batcher holds and sign the final checkpoints.
+	if err := gw.flush(stopCtx); err != nil {
 		logger.Error("audit flush", slog.String("error", err.Error()))
 		runErr = errors.Join(runErr, err)
 	}
+	// 6. The stores are closed by the caller (gateway.close).
 	logger.Info("stopped")
 	return runErr
+}
+
+// readinessGate answers /readyz with 503 while draining; the API's own /readyz checks the
+// stores otherwise.
+func readinessGate(draining *atomic.Bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" && draining.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":"unavailable","message":"draining"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // dataPath names a file in the data directory.

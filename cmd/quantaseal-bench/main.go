@@ -1,0 +1,228 @@
+// Command quantaseal-bench measures the gateway the way Envoy loads it (issue 8).
+//
+// It starts the real `quantaseal serve` as a child process for each store (embedded,
+// then PostgreSQL in a fresh database), seeds a tenant, an api_key credential and an
+// Okta integration through the HTTP API, and plays Envoy against its ext_proc port
+// with internal/loadgen: one gRPC stream per request on two shared HTTP/2
+// connections. Each scenario's throughput is compared with a baseline measured next
+// to it on the same machine:
+//
+//	noop                  the CONTINUE-everything processor (internal/noopextproc), also
+//	                      a child process, with the transparent scenario's messages
+//	transparent           GET /api/v1/users?limit=25, header phases only       ÷ noop, target 0.5
+//	transparent_envelope  the same with Accept: application/vnd.quantaseal.envelope+json,
+//	                      the 30 KiB page buffered and sealed                  ÷ ceiling, target 0.8
+//	outbound              POST /api/v2/proxy/outbound list_users, both bodies
+//	                      buffered, the page sealed                            ÷ ceiling, target 0.8
+//
+// The ceiling is envelope.Seal of the same page run with the same concurrency in this
+// process (loadgen.Ceiling). After a human-readable table it prints one line per
+// scenario and store:
+//
+//	bench: scenario=<name> store=<embedded|postgres> rps=<n> p99_ms=<x> ratio=<r> target=<t>
+//
+// (target=- for the noop baseline, which has no target.) The exit status is 1 when a
+// scenario could not run, was denied, or failed more than 1% of its requests.
+//
+// Usage:
+//
+//	quantaseal-bench [--duration 10s] [--concurrency 64] [--scenarios noop,transparent,...]
+//	                 [--stores embedded,postgres] [--gateway PATH] [--database-url URL]
+//	quantaseal-bench noop-server [--addr 127.0.0.1:0]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quantaseal/gateway/internal/noopextproc"
+)
+
+type options struct {
+	duration, warmup, ceilingDuration, messageTimeout time.Duration
+	concurrency, conns                                int
+	scenarios, stores                                 []string
+	gateway, databaseURL, gatewayLogLevel, workDir    string
+	cpuProfile                                        string
+	pin                                               bool
+	serverCPUs                                        string // set when pinned
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "noop-server" {
+		err = runNoopServer(ctx, os.Args[2:])
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quantaseal-bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func parseOptions(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("quantaseal-bench", flag.ContinueOnError)
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured load per scenario")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each scenario")
+	fs.DurationVar(&o.ceilingDuration, "ceiling-duration", 3*time.Second, "each crypto-ceiling measurement (seal, seal+json, primitives)")
+	fs.DurationVar(&o.messageTimeout, "message-timeout", 2*time.Second, "Envoy's ext_proc message_timeout (envoy/examples use 2s; max_message_timeout 10s)")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "requests in flight (and ceiling goroutines)")
+	fs.IntVar(&o.conns, "conns", 2, "HTTP/2 connections the streams share")
+	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios")
+	stores := fs.String("stores", "embedded,postgres", "comma-separated stores")
+	fs.StringVar(&o.gateway, "gateway", "", "quantaseal binary (default: go build ./cmd/quantaseal into the work directory)")
+	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("QUANTASEAL_TEST_DATABASE_URL"), "PostgreSQL server for store=postgres (a fresh database is created)")
+	fs.StringVar(&o.gatewayLogLevel, "gateway-log-level", "info", "the gateway's log level (its log goes to a file in the work directory)")
+	fs.BoolVar(&o.pin, "pin", true, "run the server on half of the CPUs and the load generator and ceiling on the other half (taskset)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (the load generator and ceiling) to a file")
+	fs.StringVar(&o.workDir, "workdir", "", "directory for binaries, data and logs (default: a temporary one, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var errs []error
+	for _, s := range strings.Split(*scenarios, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !slices.Contains(allScenarios, s) {
+			errs = append(errs, fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(allScenarios, ", ")))
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	for _, s := range strings.Split(*stores, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if s != "embedded" && s != "postgres" {
+			errs = append(errs, fmt.Errorf("unknown store %q (embedded or postgres)", s))
+		}
+		o.stores = append(o.stores, s)
+	}
+	if o.duration <= 0 || o.concurrency <= 0 || o.conns <= 0 {
+		errs = append(errs, errors.New("--duration, --concurrency and --conns must be positive"))
+	}
+	return o, errors.Join(errs...)
+}
+
+func (o *options) want(s string) bool { return slices.Contains(o.scenarios, s) }
+
+// cpuNote says where things ran.
+func (o *options) cpuNote() string {
+	if o.serverCPUs == "" {
+		return fmt.Sprintf("%d CPUs shared by the server, the load generator and the ceiling", numCPU())
+	}
+	return fmt.Sprintf("server pinned to CPU %s; load generator and crypto ceiling on the other %d CPU(s)", o.serverCPUs, numCPU())
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	o, err := parseOptions(args)
+	if err != nil {
+		return err
+	}
+	if o.pin {
+		if o.serverCPUs, err = pinSelf(args); err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+	}
+	dir := o.workDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "quantaseal-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	needGateway := o.want(scTransparent) || o.want(scTransparentEnvelope) || o.want(scOutbound)
+	if needGateway && o.gateway == "" {
+		o.gateway = filepath.Join(dir, "quantaseal")
+		build := exec.CommandContext(ctx, "go", "build", "-o", o.gateway, "./cmd/quantaseal")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build ./cmd/quantaseal (run from the module root, or pass --gateway): %w", err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "quantaseal-bench: %s, concurrency %d on %d HTTP/2 connections, %s per scenario after %s warm-up\n",
+		o.cpuNote(), o.concurrency, o.conns, o.duration, o.warmup)
+
+	var rows []*row
+	for _, store := range o.stores {
+		if ctx.Err() != nil {
+			break
+		}
+		rows = append(rows, runStore(ctx, o, store, dir)...)
+	}
+	printTable(stdout, o, rows)
+	printBenchLines(stdout, rows)
+	var bad []string
+	for _, r := range rows {
+		if r.invalid() {
+			bad = append(bad, r.scenario+"/"+r.store)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("scenarios that did not run cleanly: %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// runNoopServer is the noop-server subcommand: the baseline processor in its own
+// process, so that it is measured like the gateway. It prints "listening ADDR".
+func runNoopServer(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("noop-server", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening %s\n", ln.Addr())
+	s := noopextproc.New()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		s.GracefulStop()
+	}()
+	err = s.Serve(ln)
+	cancel()
+	<-done
+	return err
+}

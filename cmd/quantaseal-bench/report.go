@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/quantaseal/gateway/internal/loadgen"
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
+
+func orDash(ok bool, s string) string {
+	if !ok {
+		return "-"
+	}
+	return s
+}
+
+// printTable writes the human-readable results.
+func printTable(w io.Writer, o *options, rows []*row) {
+	fmt.Fprintf(w, "\nquantaseal-bench: %s; concurrency %d, %d HTTP/2 connections, %s per scenario, message_timeout %s\n\n",
+		o.cpuNote(), o.concurrency, o.conns, o.duration, o.messageTimeout)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tstore\trps\tp50 ms\tp99 ms\tp99.9 ms\treq_hdr p99\treq_body p99\tresp_hdr p99\tresp_body p99\tsrv CPU µs/req\tgen CPU µs/req\tsrv allocs/req\tsrv KiB/req\tpeak RSS MiB\tok\tdenied\terrors\tratio\tcpu ratio\ttarget\tbaseline\t")
+	for _, r := range rows {
+		res := r.res
+		phase := func(p loadgen.Phase) string {
+			l, ok := res.Phases[p]
+			return orDash(ok, ms(l.P99))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n",
+			r.scenario, r.store,
+			orDash(r.ran, fmt.Sprintf("%.0f", res.RPS)),
+			orDash(r.ran, ms(res.Latency.P50)), orDash(r.ran, ms(res.Latency.P99)), orDash(r.ran, ms(res.Latency.P999)),
+			phase(loadgen.PhaseRequestHeaders), phase(loadgen.PhaseRequestBody),
+			phase(loadgen.PhaseResponseHeaders), phase(loadgen.PhaseResponseBody),
+			orDash(r.ran && res.ServerCPU >= 0, us(res.ServerCPUPerRequest)),
+			orDash(r.ran, us(res.SelfCPUPerRequest)),
+			orDash(r.allocs >= 0, fmt.Sprintf("%.0f", r.allocs)),
+			orDash(r.bytes >= 0, fmt.Sprintf("%.1f", r.bytes/1024)),
+			orDash(r.peakRSS >= 0, fmt.Sprintf("%.1f", float64(r.peakRSS)/(1<<20))),
+			res.OK, res.DeniedTotal(), res.Failed(),
+			orDash(r.ran && r.ratio > 0, fmt.Sprintf("%.3f", r.ratio)),
+			orDash(r.cpuRatio > 0, fmt.Sprintf("%.3f", r.cpuRatio)),
+			orDash(r.target > 0, fmt.Sprintf("%.1f", r.target)),
+			orDash(r.baseline != "", r.baseline))
+	}
+	tw.Flush()
+
+	seen := map[*loadgen.CeilingResult]bool{}
+	for _, r := range rows {
+		c := r.ceiling
+		if c == nil || seen[c] {
+			continue
+		}
+		seen[c] = true
+		fmt.Fprintf(w, "\ncrypto ceiling (store=%s run, %d-byte users page, %d goroutines):\n", r.store, c.BodyBytes, o.concurrency)
+		for _, x := range []struct {
+			name string
+			r    loadgen.Rate
+		}{{"envelope.Seal", c.Seal}, {"envelope.Seal+MarshalJSON", c.SealJSON}, {"primitives (ML-KEM-768 encaps + ML-DSA-65 sign + AES-256-GCM + HMAC-SHA-512)", c.Primitives}} {
+			fmt.Fprintf(w, "  %-80s %8.0f ops/s  %6s µs CPU/op\n", x.name, x.r.OpsPerSec, us(x.r.CPUPerOp))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "ratio: rps ÷ baseline rps (noop for transparent; envelope.Seal ops/s of the same page for the envelope scenarios).")
+	fmt.Fprintln(w, "cpu ratio: baseline CPU per op ÷ gateway CPU per request — the same comparison without the load generator sharing the cores.")
+	fmt.Fprintln(w, "gen CPU: the load generator's own CPU per request (it runs on the same cores as the server).")
+	for _, r := range rows {
+		if r.problem != "" {
+			fmt.Fprintf(w, "NOT VALID %s/%s: %s\n", r.scenario, r.store, r.problem)
+		} else if r.target > 0 && r.ratio < r.target {
+			fmt.Fprintf(w, "below target %s/%s: ratio %.3f < %.1f\n", r.scenario, r.store, r.ratio, r.target)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// printBenchLines writes the machine-readable summary, one line per row.
+func printBenchLines(w io.Writer, rows []*row) {
+	for _, r := range rows {
+		target := "-"
+		if r.target > 0 {
+			target = fmt.Sprintf("%.1f", r.target)
+		}
+		ratio := "-"
+		if r.ran && r.ratio > 0 && r.problem == "" {
+			ratio = fmt.Sprintf("%.3f", r.ratio)
+		}
+		fmt.Fprintf(w, "bench: scenario=%s store=%s rps=%.0f p99_ms=%s ratio=%s target=%s\n",
+			r.scenario, r.store, r.res.RPS, ms(r.res.Latency.P99), ratio, target)
+	}
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/quantaseal/gateway/envelope"
+	"github.com/quantaseal/gateway/internal/loadgen"
+)
+
+func numCPU() int { return runtime.NumCPU() }
+
+// row is one scenario run on one store.
+type row struct {
+	scenario, store string
+	ran             bool
+	res             loadgen.Result
+	baseline        string  // what the ratio divides by, for the table
+	ratio           float64 // throughput ÷ baseline throughput
+	cpuRatio        float64 // baseline CPU per op ÷ server CPU per request (0 = n/a)
+	target          float64 // 0 = none
+	peakRSS         int64   // bytes, -1 unknown
+	allocs, bytes   float64 // server heap allocations per request, -1 unknown
+	ceiling         *loadgen.CeilingResult
+	problem         string // why the run is not valid
+}
+
+func (r *row) invalid() bool { return r.problem != "" }
+
+func newRow(scenario, store string) *row {
+	return &row{scenario: scenario, store: store, peakRSS: -1, allocs: -1, bytes: -1}
+}
+
+func (o *options) loadConfig(target string, pid int) loadgen.Config {
+	return loadgen.Config{
+		Target: target, Conns: o.conns, Concurrency: o.concurrency,
+		Duration: o.duration, Warmup: o.warmup,
+		MessageTimeout: o.messageTimeout, MaxMessageTimeout: 10 * time.Second,
+		ServerPID: pid,
+	}
+}
+
+// check marks r invalid when the run was denied or failed too often.
+func (r *row) check() {
+	res := &r.res
+	switch {
+	case res.Requests == 0:
+		r.problem = "no request completed"
+	case res.DeniedTotal() > 0:
+		r.problem = fmt.Sprintf("%d requests denied %v", res.DeniedTotal(), res.Denied)
+	case float64(res.Failed()) > 0.01*float64(res.Requests):
+		r.problem = fmt.Sprintf("%d of %d requests failed %v", res.Failed(), res.Requests, res.Errors)
+	}
+	for kind, sample := range res.ErrorSamples {
+		fmt.Fprintf(os.Stderr, "quantaseal-bench: %s/%s: %d × %s, e.g. %s\n", r.scenario, r.store, res.Errors[kind], kind, sample)
+	}
+}
+
+// runStore runs the selected scenarios for one store: the noop baseline, then the
+// gateway (started, seeded, ceiling measured while it idles, scenarios, stopped).
+func runStore(ctx context.Context, o *options, store, dir string) []*row {
+	var rows []*row
+	usersPage := func(origin string) ([]byte, error) { return loadgen.UsersPage(origin, 25) }
+
+	var noop *row
+	if o.want(scNoop) || o.want(scTransparent) {
+		noop = runNoop(ctx, o, store, dir, usersPage)
+		rows = append(rows, noop)
+	}
+	var gwScenarios []string
+	for _, s := range []string{scTransparent, scTransparentEnvelope, scOutbound} {
+		if o.want(s) {
+			gwScenarios = append(gwScenarios, s)
+		}
+	}
+	if len(gwScenarios) == 0 || ctx.Err() != nil {
+		return rows
+	}
+	fail := func(err error) []*row {
+		for _, s := range gwScenarios {
+			r := newRow(s, store)
+			r.problem = err.Error()
+			rows = append(rows, r)
+		}
+		fmt.Fprintf(os.Stderr, "quantaseal-bench: store=%s: %v\n", store, err)
+		return rows
+	}
+	if store == "postgres" && o.databaseURL == "" {
+		return fail(errors.New("no PostgreSQL: set QUANTASEAL_TEST_DATABASE_URL or --database-url (scripts/bench.sh starts one)"))
+	}
+	g, err := startGateway(ctx, o, store, dir, usersPage)
+	if err != nil {
+		return fail(err)
+	}
+	defer g.close()
+
+	var ceiling *loadgen.CeilingResult
+	if o.want(scTransparentEnvelope) || o.want(scOutbound) {
+		c, err := loadgen.Ceiling(ctx, loadgen.CeilingConfig{Body: g.fixture.usersPage, Concurrency: o.concurrency, Duration: o.ceilingDuration})
+		if err != nil {
+			return fail(fmt.Errorf("crypto ceiling: %w", err))
+		}
+		ceiling = &c
+	}
+	for _, s := range gwScenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		r := newRow(s, store)
+		rows = append(rows, r)
+		var sc loadgen.Scenario
+		switch s {
+		case scTransparent:
+			sc = transparentScenario(s, g.fixture, "application/json")
+		case scTransparentEnvelope:
+			sc = transparentScenario(s, g.fixture, envelopeMediaType)
+		case scOutbound:
+			if sc, err = outboundScenario(g.fixture); err != nil {
+				r.problem = err.Error()
+				continue
+			}
+		}
+		cfg := o.loadConfig(g.grpcAddr, g.pid())
+		envelopeWanted := s != scTransparent
+		opened := &atomic.Bool{}
+		cfg.Inspect = inspector(g, envelopeWanted, opened)
+		if err := loadgen.ResetPeakRSS(g.pid()); err != nil {
+			fmt.Fprintf(os.Stderr, "quantaseal-bench: %v (peak RSS covers the gateway's whole life)\n", err)
+		}
+		m0, b0, memErr0 := g.memstats(ctx)
+		res, err := loadgen.Run(ctx, cfg, sc)
+		if err != nil {
+			r.problem = err.Error()
+			continue
+		}
+		r.ran, r.res = true, res
+		m1, b1, memErr1 := g.memstats(ctx)
+		if memErr0 == nil && memErr1 == nil && res.Requests > 0 {
+			r.allocs, r.bytes = (m1-m0)/float64(res.Requests), (b1-b0)/float64(res.Requests)
+		}
+		if rss, err := loadgen.PeakRSS(g.pid()); err == nil {
+			r.peakRSS = rss
+		}
+		r.check()
+		if envelopeWanted && r.problem == "" && !opened.Load() {
+			r.problem = "no envelope was opened: the response body was never buffered and sealed"
+		}
+		switch s {
+		case scTransparent:
+			r.target = targets[s]
+			if noop != nil && noop.ran && noop.res.RPS > 0 {
+				r.ratio = res.RPS / noop.res.RPS
+				r.baseline = fmt.Sprintf("noop %.0f rps", noop.res.RPS)
+				if res.ServerCPUPerRequest > 0 {
+					r.cpuRatio = float64(noop.res.ServerCPUPerRequest) / float64(res.ServerCPUPerRequest)
+				}
+			}
+		default:
+			r.target = targets[s]
+			r.ceiling = ceiling
+			r.ratio = res.RPS / ceiling.Seal.OpsPerSec
+			r.baseline = fmt.Sprintf("seal %.0f ops/s", ceiling.Seal.OpsPerSec)
+			if res.ServerCPUPerRequest > 0 {
+				r.cpuRatio = float64(ceiling.Seal.CPUPerOp) / float64(res.ServerCPUPerRequest)
+			}
+		}
+	}
+	return rows
+}
+
+const envelopeMediaType = "application/vnd.quantaseal.envelope+json"
+
+// inspector checks the gateway's replies: with an envelope expected, the first
+// response_body reply must carry an envelope that opens, with this tenant's keys, to
+// the upstream page; without one, no body may be replaced.
+func inspector(g *gatewayRun, envelopeWanted bool, opened *atomic.Bool) func(loadgen.Phase, *extprocv3.ProcessingResponse) error {
+	return func(ph loadgen.Phase, resp *extprocv3.ProcessingResponse) error {
+		if ph != loadgen.PhaseResponseBody {
+			return nil
+		}
+		if !envelopeWanted {
+			return errors.New("response_body sent in a scenario without an envelope")
+		}
+		if opened.Load() {
+			return nil
+		}
+		body := resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody()
+		plain, _, err := envelope.Open(body, g.keys)
+		if err != nil {
+			return fmt.Errorf("open the envelope: %w", err)
+		}
+		if !bytes.Equal(plain, g.fixture.usersPage) {
+			return errors.New("the envelope does not hold the upstream page")
+		}
+		opened.Store(true)
+		return nil
+	}
+}
+
+// runNoop measures the baseline processor in a child process with the transparent
+// scenario's messages.
+func runNoop(ctx context.Context, o *options, store, dir string, usersPage func(string) ([]byte, error)) *row {
+	r := newRow(scNoop, store)
+	r.ratio, r.baseline = 1, "itself"
+	page, err := usersPage("http://127.0.0.1:10001")
+	if err != nil {
+		r.problem = err.Error()
+		return r
+	}
+	c, err := startNoop(dir, o.serverCPUs)
+	if err != nil {
+		r.problem = err.Error()
+		return r
+	}
+	defer func() {
+		if err := c.stop(10 * time.Second); err != nil {
+			fmt.Fprintf(os.Stderr, "quantaseal-bench: noop server: %v\n", err)
+		}
+	}()
+	f := fixture{origin: "http://127.0.0.1:10001", apiKey: "qs_live_bench", integrationID: "int_bench", usersPage: page}
+	_ = loadgen.ResetPeakRSS(c.pid())
+	res, err := loadgen.Run(ctx, o.loadConfig(c.grpcAddr, c.pid()), transparentScenario(scNoop, f, "application/json"))
+	if err != nil {
+		r.problem = err.Error()
+		return r
+	}
+	r.ran, r.res = true, res
+	if rss, err := loadgen.PeakRSS(c.pid()); err == nil {
+		r.peakRSS = rss
+	}
+	r.check()
+	return r
+}

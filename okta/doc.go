@@ -1,0 +1,37 @@
+// Package okta obtains the credentials the gateway injects into Okta Management API
+// calls: OAuth 2.0 access tokens from the org authorization server, and Okta API tokens.
+//
+// # Token sources
+//
+// A [TokenSource] turns an integration's vault credential into an Authorization header:
+//
+//   - api_key: "SSWS <token>" (okta-api.md §3, "SSWS API tokens").
+//   - oauth2_client: a client-credentials grant at {origin}/oauth2/v1/token, the client
+//     authenticated with client_secret_basic (a client secret) or private_key_jwt (an
+//     RS256 or ES256 client assertion; the only method Okta's org authorization server
+//     accepts for okta.* scopes). When Okta demands DPoP (invalid_dpop_proof,
+//     use_dpop_nonce), the source holds an EC P-256 DPoP key per integration, answers the
+//     nonce challenge once, and returns "DPoP <token>" plus a fresh proof bound to each
+//     call's method and URL (RFC 9449).
+//
+// Tokens are cached per integration and scope set. Concurrent misses share one token
+// request, and one goroutine per cached token refreshes it before it expires, so
+// requests do not wait on Okta in steady state. All scopes of an integration are
+// requested together; Okta silently drops scopes the app was not granted, so the
+// granted set is cached and an operation whose scope is missing fails alone with
+// insufficient_scope.
+//
+// # Errors
+//
+// Failures are [*Error] values with a stable Code (invalid_client, insufficient_scope,
+// invalid_dpop_proof, token_timeout, token_unavailable, rate_limited, …).
+// [ClassifyResponse] maps Okta resource answers (403 insufficient_scope, 401) onto the
+// same type. No error or log line carries a secret, assertion, proof or token.
+//
+// # Links
+//
+// [ParseLinkHeader] and [RewriteLinks] handle Okta's pagination Link headers, which
+// come one header per rel.
+//
+// The test double for all of this is package oktatest.
+package okta
