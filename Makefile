@@ -23,7 +23,7 @@ test-short: ## the tests that need no external service
 	$(GO) test -race -short ./...
 
 bench: ## benchmarks (benchstat-friendly), with PostgreSQL and local KMS
-	BENCHTIME=$(BENCHTIME) COUNT=$(COUNT) scripts/test.sh bench
+	BENCHTIME=$(BENCHTIME) COUNT=$(COUNT) scripts/bench.sh
 
 fuzz: ## run every Fuzz target for $(FUZZTIME)
 	scripts/fuzz.sh $(FUZZTIME)

@@ -87,6 +87,9 @@ func (c *child) start(stdout io.Writer) error {
 		c.cmd.Stdout = stdout
 	}
 	if err := c.cmd.Start(); err != nil {
+		if f, ok := c.cmd.Stderr.(*os.File); ok {
+			f.Close()
+		}
 		return fmt.Errorf("start %s: %w", c.name, err)
 	}
 	go func() {
@@ -114,6 +117,7 @@ func startNoop(dir, cpus string) (*child, error) {
 	if err := c.start(pw); err != nil {
 		return nil, err
 	}
+	go func() { <-c.exited; pw.Close() }() // ends the scanner below
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)

@@ -16,7 +16,13 @@
 //	                      buffered, the page sealed                            ÷ ceiling, target 0.8
 //
 // The ceiling is envelope.Seal of the same page run with the same concurrency in this
-// process (loadgen.Ceiling). After a human-readable table it prints one line per
+// process (loadgen.Ceiling). With two or more CPUs (and taskset) the server runs on
+// one half of them and this process — load generator and ceiling — on the other, so the
+// server does not compete with its load and the ceiling has as many cores as the
+// server (--pin=false shares all CPUs instead). Besides throughput the table shows
+// latency per phase, CPU per request of the server (/proc/PID/stat) and of the
+// generator, the server's heap allocations per request (its /metrics Go collector)
+// and its peak RSS (VmHWM, reset before each scenario). After a human-readable table it prints one line per
 // scenario and store:
 //
 //	bench: scenario=<name> store=<embedded|postgres> rps=<n> p99_ms=<x> ratio=<r> target=<t>

@@ -41,7 +41,7 @@ var benchLine = regexp.MustCompile(`^bench: scenario=([a-z_]+) store=(embedded|p
 // noop server, a short load, the table and the bench line.
 func TestRunNoop(t *testing.T) {
 	var out bytes.Buffer
-	err := run(t.Context(), []string{"--scenarios", "noop", "--stores", "embedded", "--duration", "300ms", "--warmup", "0s", "--concurrency", "4"}, &out)
+	err := run(t.Context(), []string{"--pin=false", "--scenarios", "noop", "--stores", "embedded", "--duration", "300ms", "--warmup", "0s", "--concurrency", "4"}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -232,6 +232,38 @@ func TestSeedAndInspect(t *testing.T) {
 			}
 			if err := inspector(g, tt.envelope, opened)(loadgen.PhaseRequestHeaders, tt.resp); err != nil {
 				t.Errorf("headers reply inspected: %v", err)
+			}
+		})
+	}
+}
+
+func TestAllowedCPUs(t *testing.T) {
+	tests := []struct {
+		name, status string
+		want         []int
+		server, gen  string
+		wantErr      bool
+	}{
+		{"two", "Name:\tx\nCpus_allowed_list:\t0-1\n", []int{0, 1}, "0", "1", false},
+		{"list and ranges", "Cpus_allowed_list:\t0,2-4,7\n", []int{0, 2, 3, 4, 7}, "0,2", "3,4,7", false},
+		{"one", "Cpus_allowed_list:\t3\n", []int{3}, "", "3", false},
+		{"missing", "Name:\tx\n", nil, "", "", true},
+		{"garbage", "Cpus_allowed_list:\tx-y\n", nil, "", "", true},
+		{"reversed range", "Cpus_allowed_list:\t3-1\n", nil, "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := allowedCPUs(tt.status)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("allowedCPUs error %v, want error %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("allowedCPUs (-want +got):\n%s", diff)
+			}
+			if err == nil {
+				if s, g := splitCPUs(got); s != tt.server || g != tt.gen {
+					t.Errorf("splitCPUs = %q, %q; want %q, %q", s, g, tt.server, tt.gen)
+				}
 			}
 		})
 	}
