@@ -52,7 +52,8 @@ const module = "github.com/quantaseal/gateway"
 // oktatest, audittest, …): such packages may import testing; nothing else may import them.
 func isTestHelperPath(r string) bool {
 	last := r[strings.LastIndex(r, "/")+1:]
-	return strings.Contains(last, "test")
+	// Prefix or suffix, not substring: "sqlitestore" is an adapter, not a helper.
+	return strings.HasPrefix(last, "test") || strings.HasSuffix(last, "test")
 }
 
 func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path, module), "/") }

@@ -367,19 +367,27 @@ func (l *Log) build(batch []*request, locked map[string]Head) (Batch, map[string
 	}
 	slices.Sort(ids)
 	out := Batch{Events: make([]Event, len(batch))}
+	// signStale signs every chain (in id order) whose head is unsigned and whose newest
+	// checkpoint is older than CheckpointInterval.
+	signStale := func() error {
+		for _, k := range ids {
+			h := heads[k]
+			if h.Seq > h.CheckpointSeq && now.Sub(h.CheckpointTime) >= l.cfg.CheckpointInterval {
+				cp, err := sign(&h)
+				if err != nil {
+					return err
+				}
+				out.Checkpoints = append(out.Checkpoints, cp)
+				heads[k] = h
+			}
+		}
+		return nil
+	}
 	// A head left unsigned for longer than the interval — by a writer that crashed, or
 	// by another replica — is signed as found, before new events bury it, so that the
 	// tail written before a crash is covered by a checkpoint near its own time.
-	for _, k := range ids {
-		h := heads[k]
-		if h.Seq > h.CheckpointSeq && now.Sub(h.CheckpointTime) >= l.cfg.CheckpointInterval {
-			cp, err := sign(&h)
-			if err != nil {
-				return Batch{}, nil, err
-			}
-			out.Checkpoints = append(out.Checkpoints, cp)
-			heads[k] = h
-		}
+	if err := signStale(); err != nil {
+		return Batch{}, nil, err
 	}
 	for i, r := range batch {
 		e := r.ev
@@ -400,16 +408,10 @@ func (l *Log) build(batch []*request, locked map[string]Head) (Batch, map[string
 		heads[e.ChainID] = h
 		out.Events[i] = e
 	}
-	for _, k := range ids {
-		h := heads[k]
-		if h.Seq > h.CheckpointSeq && now.Sub(h.CheckpointTime) >= l.cfg.CheckpointInterval {
-			cp, err := sign(&h)
-			if err != nil {
-				return Batch{}, nil, err
-			}
-			out.Checkpoints = append(out.Checkpoints, cp)
-			heads[k] = h
-		}
+	// And once more after the batch: a chain whose newest checkpoint is older than the
+	// interval (a new chain's first batch, say) is signed at its new head.
+	if err := signStale(); err != nil {
+		return Batch{}, nil, err
 	}
 	return out, heads, nil
 }

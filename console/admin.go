@@ -11,6 +11,7 @@ import (
 	"github.com/quantaseal/gateway/envelope"
 	"github.com/quantaseal/gateway/internal/id"
 	"github.com/quantaseal/gateway/registry"
+	"github.com/quantaseal/gateway/vault"
 )
 
 // purposeHMAC is the vault.SealBytes purpose of a tenant's HMAC key: the same as the
@@ -103,7 +104,8 @@ func (s *server) createTenant(w http.ResponseWriter, r *http.Request, sess *sess
 	tenantID := id.New(registry.TenantIDPrefix)
 	hmacPlain := hk.Secret().Bytes()
 	defer clear(hmacPlain)
-	sealed, err := s.deps.Vault.SealBytes(r.Context(), tenantID, purposeHMAC, hmacPlain)
+	// The tenant row does not exist yet: name its KMS key for the vault key created now.
+	sealed, err := s.deps.Vault.SealBytes(vault.WithKMSKeyID(r.Context(), f.KMSKeyID), tenantID, purposeHMAC, hmacPlain)
 	if err != nil {
 		return err
 	}

@@ -201,6 +201,20 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	waitURL := func(substr string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			loc, err := chromedp.Run(ctx, chromedp.Location())
+			if err == nil && strings.Contains(loc, substr) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the browser never reached a URL containing %q (at %q, %v)", substr, loc, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
@@ -308,8 +322,11 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("audit count = %q", h)
 	}
 	shot("06-audit")
-	run("filter denied calls", chromedp.SetValue(chromedp.ID("f-decision"), "deny"), chromedp.Click(chromedp.ID("apply-filters")),
-		chromedp.WaitVisible(chromedp.ID("audit-chart")))
+	run("filter denied calls", chromedp.SetValue(chromedp.ID("f-decision"), "deny"), chromedp.Click(chromedp.ID("apply-filters")))
+	// The click starts a navigation; the old page's chart is still visible until the new
+	// page replaces it, so wait for the filtered URL before reading the table.
+	waitURL("decision=deny")
+	run("wait for the filtered page", chromedp.WaitVisible(chromedp.ID("audit-chart")))
 	if rows, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("table.events tbody"))); err != nil ||
 		strings.Contains(rows, `class="decision allow"`) || !strings.Contains(rows, `class="decision deny"`) {
 		t.Error("the deny filter shows allowed calls")

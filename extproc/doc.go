@@ -40,6 +40,17 @@
 // and nothing is forwarded or released. The response reaches the client only after
 // its event is committed, and carries X-QuantaSeal-Audit-Event.
 //
+// # Caching
+//
+// A successful API-key authentication and integration resolution are remembered for
+// [Config.AuthCacheTTL] (1s by default), so that steady-state calls make no store
+// round trip before their audit commit. Failures are never remembered. A key revoked,
+// or an integration created, changed or deleted, through another replica is honoured
+// here for at most that TTL; the replica that makes the change calls
+// [Server.ForgetAPIKey] or [Server.ForgetIntegrations] and is exact. Entries are keyed
+// by the SHA-256 of the presented key and by the authenticated tenant, so one tenant's
+// entry never answers another's call.
+//
 // # Errors
 //
 // status.go is the one place that maps an error class to an HTTP status, gRPC code

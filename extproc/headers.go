@@ -7,6 +7,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/quantaseal/gateway/okta/oktaheader"
 )
 
 // header is one header entry as Envoy sent it: lower-case key, value from raw_value.
@@ -182,150 +184,31 @@ func callerOrigin(l headerList) string {
 	return scheme + "://" + l.value(":authority")
 }
 
-// rewriteLinks moves the targets of Link header values from fromOrigin to toOrigin
-// and returns one value per link-value (Okta sends one Link header per rel, and SDK
-// v5 relies on it; okta-api.md §1). Text other than the target is kept byte for byte;
-// unparseable values are kept as they are.
-func rewriteLinks(values []string, fromOrigin, toOrigin string) []string {
-	from := strings.TrimRight(fromOrigin, "/")
-	to := strings.TrimRight(toOrigin, "/")
-	var out []string
-	for _, v := range values {
-		for _, lv := range splitLinkValues(v) {
-			lt := strings.Index(lv, "<")
-			gt := strings.Index(lv, ">")
-			if lt != 0 || gt < 0 {
-				out = append(out, lv)
-				continue
-			}
-			target := lv[1:gt]
-			if from != "" && len(target) >= len(from) && strings.EqualFold(target[:len(from)], from) &&
-				(len(target) == len(from) || strings.ContainsRune("/?#", rune(target[len(from)]))) {
-				target = to + target[len(from):]
-			}
-			out = append(out, "<"+target+lv[gt:])
-		}
-	}
-	return out
-}
-
-// splitLinkValues splits a Link header value at the commas that separate
-// link-values: not inside <…> and not inside a quoted parameter.
-func splitLinkValues(v string) []string {
-	var out []string
-	inURI, inQuote, start := false, false, 0
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case inQuote:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inQuote = false
-			}
-		case inURI:
-			if c == '>' {
-				inURI = false
-			}
-		case c == '<':
-			inURI = true
-		case c == '"':
-			inQuote = true
-		case c == ',':
-			if s := strings.TrimSpace(v[start:i]); s != "" {
-				out = append(out, s)
-			}
-			start = i + 1
-		}
-	}
-	if s := strings.TrimSpace(v[start:]); s != "" {
-		out = append(out, s)
-	}
-	return out
-}
-
-// nextCursor returns the after parameter of the rel="next" link, or "".
+// nextCursor returns the after parameter of the first rel="next" link that parses, or "".
 func nextCursor(values []string) string {
-	for _, v := range values {
-		for _, lv := range splitLinkValues(v) {
-			gt := strings.Index(lv, ">")
-			if !strings.HasPrefix(lv, "<") || gt < 0 || !hasRelNext(lv[gt+1:]) {
-				continue
-			}
-			u, err := url.Parse(lv[1:gt])
-			if err != nil {
-				continue
-			}
-			return u.Query().Get("after")
-		}
-	}
-	return ""
-}
-
-func hasRelNext(params string) bool {
-	for _, p := range strings.Split(params, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+	for _, l := range oktaheader.ParseLinks(values) {
+		if !l.HasRel("next") {
 			continue
 		}
-		for _, r := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
-			if strings.EqualFold(r, "next") {
-				return true
-			}
+		u, err := url.Parse(l.URL)
+		if err != nil {
+			continue
 		}
+		return u.Query().Get("after")
 	}
-	return false
+	return ""
 }
 
 // insufficientScope parses a 403's WWW-Authenticate challenges (okta-api.md §2) and
 // reports whether one says error="insufficient_scope", with its scope parameter.
 func insufficientScope(values []string) (scope string, ok bool) {
 	for _, v := range values {
-		params := authParams(v)
+		params := oktaheader.AuthParams(v)
 		if params["error"] == "insufficient_scope" {
 			return params["scope"], true
 		}
 	}
 	return "", false
-}
-
-// authParams parses `Scheme k="v", k2=token, …` (RFC 9110 §11.6.1) leniently.
-func authParams(s string) map[string]string {
-	out := map[string]string{}
-	s = strings.TrimSpace(s)
-	if i := strings.IndexAny(s, " \t"); i >= 0 && !strings.Contains(s[:i], "=") {
-		s = s[i:]
-	}
-	for {
-		s = strings.TrimLeft(s, " \t,")
-		eq := strings.IndexByte(s, '=')
-		if eq <= 0 {
-			return out
-		}
-		key := strings.ToLower(strings.TrimSpace(s[:eq]))
-		s = strings.TrimLeft(s[eq+1:], " \t")
-		var val string
-		if strings.HasPrefix(s, `"`) {
-			var b strings.Builder
-			i := 1
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				b.WriteByte(s[i])
-			}
-			val = b.String()
-			s = s[min(i+1, len(s)):]
-		} else {
-			end := strings.IndexAny(s, ", \t")
-			if end < 0 {
-				end = len(s)
-			}
-			val, s = s[:end], s[end:]
-		}
-		if _, dup := out[key]; !dup {
-			out[key] = val
-		}
-	}
 }
 
 // headerMutation builds a HeaderMutation, or nil when empty.

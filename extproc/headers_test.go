@@ -13,31 +13,6 @@ import (
 	"github.com/quantaseal/gateway/policy"
 )
 
-func TestRewriteLinks(t *testing.T) {
-	tests := []struct {
-		name string
-		in   []string
-		want []string
-	}{
-		{"one per header", []string{`<https://acme.okta.com/api/v1/users?limit=2>; rel="self"`, `<https://acme.okta.com/api/v1/users?after=x&limit=2>; rel="next"`},
-			[]string{`<http://gw:1/api/v1/users?limit=2>; rel="self"`, `<http://gw:1/api/v1/users?after=x&limit=2>; rel="next"`}},
-		{"comma-joined is split", []string{`<https://acme.okta.com/a?x=1,2>; rel="self", <https://acme.okta.com/b>; rel="next"`},
-			[]string{`<http://gw:1/a?x=1,2>; rel="self"`, `<http://gw:1/b>; rel="next"`}},
-		{"case-insensitive origin", []string{`<HTTPS://ACME.okta.com/a>; rel="next"`}, []string{`<http://gw:1/a>; rel="next"`}},
-		{"other origin kept", []string{`<https://evil.example/a>; rel="next"`}, []string{`<https://evil.example/a>; rel="next"`}},
-		{"prefix host not rewritten", []string{`<https://acme.okta.com.evil.example/a>; rel="next"`}, []string{`<https://acme.okta.com.evil.example/a>; rel="next"`}},
-		{"malformed kept", []string{`garbage`}, []string{`garbage`}},
-		{"none", nil, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, rewriteLinks(tc.in, "https://acme.okta.com", "http://gw:1")); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 func TestNextCursor(t *testing.T) {
 	for _, tc := range []struct {
 		in   []string
@@ -46,6 +21,8 @@ func TestNextCursor(t *testing.T) {
 		{[]string{`<https://a/x?limit=2>; rel="self"`, `<https://a/x?after=00u2&limit=2>; rel="next"`}, "00u2"},
 		{[]string{`<https://a/x?after=1723564700353_1>; rel=next`}, "1723564700353_1"},
 		{[]string{`<https://a/x?after=z>; rel="self"`}, ""},
+		{[]string{`<http://[::1>; rel=next`, `<https://a/x?after=ok>; rel="prev next"`}, "ok"},
+		{[]string{`<https://a/x?after=z>; title="rel=next"`}, ""},
 		{nil, ""},
 	} {
 		if got := nextCursor(tc.in); got != tc.want {
@@ -170,33 +147,6 @@ func TestFailureBody(t *testing.T) {
 	if got != want {
 		t.Errorf("body\n got %s\nwant %s", got, want)
 	}
-}
-
-// FuzzRewriteLinks: never panics, never drops a link-value, and only ever moves
-// targets on the Okta origin.
-func FuzzRewriteLinks(f *testing.F) {
-	f.Add(`<https://acme.okta.com/api/v1/users?after=x>; rel="next"`)
-	f.Add(`<https://acme.okta.com/a>; rel="self", <https://acme.okta.com/b>; rel="next"`)
-	f.Add(`<https://evil/x?a="<>,">; title="a,b"; rel=next`)
-	f.Fuzz(func(t *testing.T, v string) {
-		out := rewriteLinks([]string{v}, "https://acme.okta.com", "http://gw:1")
-		if len(out) != len(splitLinkValues(v)) {
-			t.Fatalf("%d values from %d link-values", len(out), len(splitLinkValues(v)))
-		}
-		for _, o := range out {
-			// Well-formed link-values (starting with '<') never keep the Okta origin;
-			// malformed ones are passed through verbatim.
-			lo := strings.ToLower(o)
-			if !strings.Contains(lo, ">") {
-				continue
-			}
-			if strings.HasPrefix(lo, "<https://acme.okta.com/") || strings.HasPrefix(lo, "<https://acme.okta.com?") || lo == "<https://acme.okta.com>" {
-				t.Fatalf("not rewritten: %q", o)
-			}
-		}
-		_ = nextCursor([]string{v})
-		_, _ = insufficientScope([]string{v})
-	})
 }
 
 // FuzzHeaderMap feeds arbitrary Envoy header maps through the request-side parsing.

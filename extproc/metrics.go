@@ -10,6 +10,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	phase    *prometheus.HistogramVec
 	streams  prometheus.Gauge
+	// phases holds phase's children, resolved once (the map is read-only after
+	// newMetrics), so observing a phase takes no label hashing or vector lock.
+	phases map[string]prometheus.Observer
 }
 
 // Label values are bounded: api ∈ {ext_proc, ext_authz}; mode ∈ {transparent,
@@ -33,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "ext_proc streams currently open.",
 		}),
 	}
+	m.phases = make(map[string]prometheus.Observer, len(allPhases))
+	for _, p := range allPhases {
+		m.phases[p] = m.phase.WithLabelValues(p)
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -53,6 +60,12 @@ const (
 	phaseSeal         = "seal"
 )
 
+var allPhases = []string{phaseAuthenticate, phaseResolve, phaseToken, phaseAudit, phaseSeal}
+
 func (m *metrics) observe(phase string, start time.Time) {
-	m.phase.WithLabelValues(phase).Observe(time.Since(start).Seconds())
+	o, ok := m.phases[phase]
+	if !ok {
+		o = m.phase.WithLabelValues(phase)
+	}
+	o.Observe(time.Since(start).Seconds())
 }

@@ -49,6 +49,7 @@ type call struct {
 	path, query string // upstream path without query, and the raw query
 	requestSHA  string
 	policySHA   string
+	scopes      []string // of every operation the integration allows (allowedScopes); read-only
 	intentID    string
 	start       time.Time
 }
@@ -114,11 +115,17 @@ func apiKey(l headerList) (secret.Secret, *failure) {
 	return secret.New(keys[0]), nil
 }
 
-// authenticate runs the API-key step of the pipeline.
+// authenticate runs the API-key step of the pipeline, answering from the cache when
+// the key was authenticated within Config.AuthCacheTTL.
 func (s *Server) authenticate(ctx context.Context, l headerList) (Caller, error) {
 	key, f := apiKey(l)
 	if f != nil {
 		return Caller{}, f
+	}
+	h := sha256.Sum256(key.Bytes())
+	caller, gen, ok := s.cache.caller(h)
+	if ok {
+		return caller, nil
 	}
 	defer s.metrics.observe(phaseAuthenticate, time.Now())
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
@@ -130,6 +137,7 @@ func (s *Server) authenticate(ctx context.Context, l headerList) (Caller, error)
 	if caller.TenantID == "" {
 		return Caller{}, fail(CodeUnavailable, errors.New("authenticator returned no tenant"))
 	}
+	s.cache.putCaller(h, caller, gen)
 	return caller, nil
 }
 
@@ -143,23 +151,59 @@ func (s *Server) resolve(ctx context.Context, c *call, requested, host string) e
 		}
 		requested = bound
 	}
+	tenant := c.caller.TenantID
+	r, gen, ok := s.cache.integration(tenant, requested, host)
+	if !ok {
+		var err error
+		if r, err = s.lookupIntegration(ctx, tenant, requested, host); err != nil {
+			return err
+		}
+		s.cache.putIntegration(tenant, requested, host, r, gen)
+	}
+	if r.integ.TenantID != tenant {
+		// Defence in depth: never use another tenant's integration.
+		return fail(CodeIntegrationNotFound, errors.New("resolver returned a foreign integration"))
+	}
+	c.integ = r.integ
+	c.policySHA = r.policySHA
+	c.scopes = r.scopes
+	return nil
+}
+
+// lookupIntegration asks the resolver and checks its answer.
+func (s *Server) lookupIntegration(ctx context.Context, tenantID, requested, host string) (resolved, error) {
 	defer s.metrics.observe(phaseResolve, time.Now())
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
 	defer cancel()
-	integ, err := s.deps.Integrations.ResolveIntegration(ctx, c.caller.TenantID, requested, host)
+	integ, err := s.deps.Integrations.ResolveIntegration(ctx, tenantID, requested, host)
 	if err != nil {
-		return err
+		return resolved{}, err
 	}
-	if integ.TenantID != c.caller.TenantID || integ.ID == "" {
+	if integ.TenantID != tenantID || integ.ID == "" {
 		// Defence in depth: never use another tenant's integration.
-		return fail(CodeIntegrationNotFound, errors.New("resolver returned a foreign or empty integration"))
+		return resolved{}, fail(CodeIntegrationNotFound, errors.New("resolver returned a foreign or empty integration"))
 	}
 	if originHost(integ.OktaOrigin) == "" {
-		return fail(CodeUnavailable, errors.New("integration has no usable Okta origin"))
+		return resolved{}, fail(CodeUnavailable, errors.New("integration has no usable Okta origin"))
 	}
-	c.integ = integ
-	c.policySHA = policy.Hash(integ.AllowedOperations, integ.Envelope)
-	return nil
+	return resolved{
+		integ:     integ,
+		policySHA: policy.Hash(integ.AllowedOperations, integ.Envelope),
+		scopes:    allowedScopes(integ),
+	}, nil
+}
+
+// allowedScopes returns the scopes of every operation integ allows, sorted and
+// without duplicates, so that one cached token serves them all.
+func allowedScopes(integ Integration) []string {
+	var scopes []string
+	for _, name := range integ.AllowedOperations {
+		if op, ok := policy.Lookup(integ.SystemType, name); ok && op.Scope != "" {
+			scopes = append(scopes, op.Scope)
+		}
+	}
+	slices.Sort(scopes)
+	return slices.Compact(scopes)
 }
 
 // decide applies the default-deny policy to c.op.
@@ -172,20 +216,12 @@ func decide(c *call) error {
 
 // authorize obtains the credential to inject for c.
 func (s *Server) authorize(ctx context.Context, c *call) (Authorization, error) {
-	var scopes []string
-	for _, name := range c.integ.AllowedOperations {
-		if op, ok := policy.Lookup(c.integ.SystemType, name); ok && op.Scope != "" {
-			scopes = append(scopes, op.Scope)
-		}
-	}
-	slices.Sort(scopes)
-	scopes = slices.Compact(scopes)
 	defer s.metrics.observe(phaseToken, time.Now())
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.TokenTimeout)
 	defer cancel()
 	a, err := s.deps.Tokens.Authorize(ctx, AuthorizeRequest{
 		Integration: c.integ,
-		Scopes:      scopes,
+		Scopes:      slices.Clone(c.scopes), // c.scopes is shared with the cache
 		Scope:       c.op.Scope,
 		Method:      c.method,
 		URL:         strings.TrimRight(c.integ.OktaOrigin, "/") + c.path,

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/quantaseal/gateway/okta/oktaheader"
 	"github.com/quantaseal/gateway/policy"
 )
 
@@ -109,30 +111,31 @@ func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processin
 	return nil, status.Error(codes.Unimplemented, "extproc: unsupported ProcessingRequest")
 }
 
-// slowly runs f; if it has not finished after Config.OverrideAfter it first sends a
-// reply carrying only override_message_timeout (once per message: Envoy honours one
-// per state), then waits. The real reply follows as a separate message
-// (envoy-extproc.md §5 "Timeouts", §10 item 10). f runs on its own goroutine, which
-// slowly always waits for.
+// slowly runs f; if it has not finished after Config.OverrideAfter, a reply carrying
+// only override_message_timeout is sent first (once per message: Envoy honours one
+// per state), and the real reply follows as a separate message (envoy-extproc.md §5
+// "Timeouts", §10 item 10).
+//
+// f runs on the calling goroutine and the override is sent from a timer, so a step
+// that finishes quickly (a cached API key, integration or token) costs no goroutine
+// and no channel. The timer's Send never overlaps the stream's next Send: slowly
+// returns only after the timer has either been stopped or finished sending.
 func slowly[T any](st *stream, f func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
+	if st.overrideSent {
+		return f()
 	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := f()
-		ch <- result{v, err}
-	}()
-	t := time.NewTimer(st.s.cfg.OverrideAfter)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-t.C:
-	}
-	if !st.overrideSent {
-		st.overrideSent = true
+	var (
+		mu       sync.Mutex
+		finished bool // f returned: the timer must not send
+		sent     bool // the timer sent the override
+	)
+	t := time.AfterFunc(st.s.cfg.OverrideAfter, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if finished {
+			return
+		}
+		sent = true
 		err := st.srv.Send(&extprocv3.ProcessingResponse{
 			OverrideMessageTimeout: durationpb.New(st.s.cfg.MessageTimeoutOverride),
 		})
@@ -140,9 +143,16 @@ func slowly[T any](st *stream, f func() (T, error)) (T, error) {
 			st.s.log.LogAttrs(st.ctx, slog.LevelDebug, "send override_message_timeout failed",
 				slog.String("request_id", st.requestID), slog.String("error", err.Error()))
 		}
+	})
+	v, err := f()
+	t.Stop()
+	mu.Lock()
+	finished = true
+	if sent {
+		st.overrideSent = true
 	}
-	r := <-ch
-	return r.v, r.err
+	mu.Unlock()
+	return v, err
 }
 
 // bodyModes is the per-request mode_override: request body buffered (outbound
@@ -167,11 +177,11 @@ const MetadataNamespace = "quantaseal"
 // metadata is {"quantaseal": {"operation", "integration_id", "decision", "code",
 // "audit_event_id"}} for access logs; empty values are left out.
 func (c *call) metadata(decision, code, auditEventID string) *structpb.Struct {
-	fields := map[string]*structpb.Value{}
-	for k, v := range map[string]string{"operation": c.op.Name, "integration_id": c.integ.ID,
-		"decision": decision, "code": code, "audit_event_id": auditEventID} {
-		if v != "" {
-			fields[k] = structpb.NewStringValue(v)
+	fields := make(map[string]*structpb.Value, 5)
+	for _, kv := range [...][2]string{{"operation", c.op.Name}, {"integration_id", c.integ.ID},
+		{"decision", decision}, {"code", code}, {"audit_event_id", auditEventID}} {
+		if kv[1] != "" {
+			fields[kv[0]] = structpb.NewStringValue(kv[1])
 		}
 	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
@@ -289,14 +299,10 @@ func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Process
 	if err := decide(&st.call); err != nil {
 		return st.rejectErr(err)
 	}
-	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
+	authz, err := st.admit()
 	if err != nil {
 		return st.rejectErr(err)
 	}
-	if f := st.intent(); f != nil {
-		return st.reject(f)
-	}
-	st.allowed = true
 	switch st.integ.Envelope {
 	case EnvelopeAlways:
 		st.envelope = true
@@ -313,6 +319,21 @@ func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Process
 	resp := requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, removes)}, bodyModes(respMode))
 	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
 	return resp, nil
+}
+
+// admit runs the last steps before a request may go upstream, in both modes: it
+// obtains the credential to inject and commits the intent event of a state-changing
+// operation. After it succeeds the call counts as allowed.
+func (st *stream) admit() (Authorization, error) {
+	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
+	if err != nil {
+		return Authorization{}, err
+	}
+	if f := st.intent(); f != nil {
+		return Authorization{}, f
+	}
+	st.allowed = true
+	return authz, nil
 }
 
 // intent commits the intent event of a state-changing call before it is forwarded
@@ -416,14 +437,10 @@ func (st *stream) outbound(body []byte) (*extprocv3.ProcessingResponse, error) {
 	if up.Body != nil {
 		st.requestSHA = sha256Hex(up.Body)
 	}
-	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
+	authz, err := st.admit()
 	if err != nil {
 		return st.rejectErr(err)
 	}
-	if f := st.intent(); f != nil {
-		return st.reject(f)
-	}
-	st.allowed = true
 
 	sets, removes := injectHeaders(&st.call, authz, st.reqHeaders, set)
 	sets = append(sets,
@@ -553,7 +570,7 @@ func (st *stream) complete(body []byte, bodyKnown, inHeaders bool) (*extprocv3.P
 
 	var sets []*corev3.HeaderValueOption
 	var removes []string
-	for i, v := range rewriteLinks(st.respHeaders.values("link"), st.integ.OktaOrigin, st.callerOrigin) {
+	for i, v := range oktaheader.RewriteLinks(st.respHeaders.values("link"), st.integ.OktaOrigin, st.callerOrigin) {
 		if i == 0 {
 			sets = append(sets, set("link", v)) // overwrite every upstream Link header
 		} else {
@@ -566,9 +583,11 @@ func (st *stream) complete(body []byte, bodyKnown, inHeaders bool) (*extprocv3.P
 	if !st.envelope {
 		st.s.finished(st.ctx, &st.call, decisionAllow, reason)
 		cr := &extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, removes)}
-		resp := responseBodyReply(cr)
+		var resp *extprocv3.ProcessingResponse
 		if inHeaders {
 			resp = responseHeadersReply(cr)
+		} else {
+			resp = responseBodyReply(cr)
 		}
 		resp.DynamicMetadata = md
 		return resp, nil

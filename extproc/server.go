@@ -26,6 +26,13 @@ type Config struct {
 	TokenTimeout time.Duration
 	// AuthTimeout bounds API-key and integration lookups. Default 2s.
 	AuthTimeout time.Duration
+	// AuthCacheTTL is how long a successful API-key authentication and integration
+	// resolution are remembered, so steady-state calls make no store round trip for
+	// them. It bounds how long a key revoked, or an integration changed, through
+	// another replica is still honoured here; the replica that makes the change
+	// forgets at once ([Server.ForgetAPIKey], [Server.ForgetIntegrations]). Failures
+	// are never cached. Default 1s; negative disables the cache.
+	AuthCacheTTL time.Duration
 	// SealTimeout bounds one envelope seal. Default 5s.
 	SealTimeout time.Duration
 	// OverrideAfter is how long a step (token fetch, audit commit, …) may run before
@@ -62,6 +69,9 @@ func (c Config) withDefaults() Config {
 	def(&c.AuditTimeout, 5*time.Second)
 	def(&c.TokenTimeout, 10*time.Second)
 	def(&c.AuthTimeout, 2*time.Second)
+	if c.AuthCacheTTL == 0 {
+		c.AuthCacheTTL = time.Second
+	}
 	def(&c.SealTimeout, 5*time.Second)
 	def(&c.OverrideAfter, 100*time.Millisecond)
 	def(&c.MessageTimeoutOverride, 10*time.Second)
@@ -95,6 +105,7 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	metrics *metrics
+	cache   *authCache
 	grpc    *grpc.Server
 	health  *health.Server
 }
@@ -114,7 +125,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extproc: register metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, metrics: m, health: health.NewServer()}
+	s := &Server{cfg: cfg, deps: deps, log: log, metrics: m, cache: newAuthCache(cfg.AuthCacheTTL), health: health.NewServer()}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
@@ -126,6 +137,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
 	return s, nil
 }
+
+// ForgetAPIKey drops what the processor remembers about the tenant's key keyID, so
+// that a revocation takes effect on this replica at once rather than within
+// [Config.AuthCacheTTL]. Call it after the revocation is committed.
+func (s *Server) ForgetAPIKey(tenantID, keyID string) { s.cache.forgetAPIKey(tenantID, keyID) }
+
+// ForgetIntegrations drops what the processor remembers about the tenant's
+// integrations, so that a created, changed or deleted integration takes effect on
+// this replica at once rather than within [Config.AuthCacheTTL]. Call it after the
+// change is committed.
+func (s *Server) ForgetIntegrations(tenantID string) { s.cache.forgetIntegrations(tenantID) }
 
 // Health service names reported by the gRPC health service ("" is the server).
 var healthServices = []string{"", extprocv3.ExternalProcessor_ServiceDesc.ServiceName, authv3.Authorization_ServiceDesc.ServiceName}

@@ -11,6 +11,7 @@ import (
 	"github.com/quantaseal/gateway/envelope"
 	"github.com/quantaseal/gateway/internal/id"
 	"github.com/quantaseal/gateway/registry"
+	"github.com/quantaseal/gateway/vault"
 )
 
 const (
@@ -103,7 +104,8 @@ func (s *server) createTenant(w http.ResponseWriter, r *http.Request) *apiError 
 	now := s.now().UTC()
 	tenantID := id.New(registry.TenantIDPrefix)
 	hmacPlain := hk.Secret().Bytes()
-	sealed, err := s.deps.Vault.SealBytes(r.Context(), tenantID, registry.PurposeHMAC, hmacPlain)
+	// The tenant row does not exist yet: name its KMS key for the vault key created now.
+	sealed, err := s.deps.Vault.SealBytes(vault.WithKMSKeyID(r.Context(), req.KMSKeyID), tenantID, registry.PurposeHMAC, hmacPlain)
 	if err != nil {
 		clear(hmacPlain)
 		return fromError("tenant", err)

@@ -28,10 +28,11 @@
 // [ClassifyResponse] maps Okta resource answers (403 insufficient_scope, 401) onto the
 // same type. No error or log line carries a secret, assertion, proof or token.
 //
-// # Links
+// # Headers
 //
-// [ParseLinkHeader] and [RewriteLinks] handle Okta's pagination Link headers, which
-// come one header per rel.
+// Okta's pagination Link headers and WWW-Authenticate challenges are parsed by package
+// [github.com/quantaseal/gateway/okta/oktaheader], which package extproc shares
+// without depending on this package.
 //
 // The test double for all of this is package oktatest.
 package okta

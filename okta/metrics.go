@@ -5,12 +5,15 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	cache    *prometheus.CounterVec
 	requests *prometheus.CounterVec
+	// cacheHit and cacheMiss are cache's two children, resolved once: Authorize
+	// counts one of them on every call.
+	cacheHit, cacheMiss prometheus.Counter
 }
 
 // Label values are bounded: result ∈ {hit, miss} for the cache, and "ok", an [Error]
 // code or "error" for token fetches. No integration or tenant id is a label.
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quantaseal_okta_token_cache_lookups_total",
 			Help: "Authorize calls served from the token cache (hit) or waiting for a token request (miss).",
@@ -20,6 +23,8 @@ func newMetrics() *metrics {
 			Help: "Token fetches (one per shared request, including the DPoP round trips and retries inside it), by result.",
 		}, []string{"result"}),
 	}
+	m.cacheHit, m.cacheMiss = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
+	return m
 }
 
 // Describe implements [prometheus.Collector], so that the caller registers the source's

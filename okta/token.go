@@ -260,10 +260,10 @@ func (ts *TokenSource) token(ctx context.Context, key cacheKey, scopes []string,
 		tok := e.tok
 		e.used = true
 		ts.mu.Unlock()
-		ts.metrics.cache.WithLabelValues("hit").Inc()
+		ts.metrics.cacheHit.Inc()
 		return tok, nil
 	}
-	ts.metrics.cache.WithLabelValues("miss").Inc()
+	ts.metrics.cacheMiss.Inc()
 	if e.refused != nil && now.Before(e.refusedTo) {
 		err := e.refused
 		ts.mu.Unlock()

@@ -212,8 +212,8 @@ func TestSealValidation(t *testing.T) {
 					t.Errorf("error quotes the secret: %v", err)
 				}
 			}
-			if keys, creds := h.store.counts(); keys != 0 || creds != 0 || h.kms.wraps.Load() != 0 {
-				t.Errorf("invalid input touched KMS or store: keys=%d creds=%d wraps=%d", keys, creds, h.kms.wraps.Load())
+			if keys, creds := h.store.Counts(); keys != 0 || creds != 0 || h.kms.Wraps() != 0 {
+				t.Errorf("invalid input touched KMS or store: keys=%d creds=%d wraps=%d", keys, creds, h.kms.Wraps())
 			}
 		})
 	}

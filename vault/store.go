@@ -34,7 +34,27 @@ type KeyWrapper interface {
 // "local") and the key it uses for a tenant, which the Vault records in
 // [WrappedKey.KeyProvider] and [WrappedKey.KMSKeyID] for operators.
 type KeyDescriber interface {
-	DescribeKey(tenantID string) (provider, keyID string, err error)
+	DescribeKey(ctx context.Context, tenantID string) (provider, keyID string, err error)
+}
+
+// kmsKeyIDKey is the context key of [WithKMSKeyID].
+type kmsKeyIDKey struct{}
+
+// WithKMSKeyID returns a context that names the KMS key under which a tenant's vault key
+// is to be created. Tenant creation needs it: the tenant's HMAC key is sealed before the
+// tenant row exists (so that a KMS failure leaves no partial rows), so a key provider
+// cannot look the tenant's kms_key_id up yet.
+func WithKMSKeyID(ctx context.Context, keyID string) context.Context {
+	if keyID == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, kmsKeyIDKey{}, keyID)
+}
+
+// KMSKeyIDFromContext returns the key id set by [WithKMSKeyID], or "".
+func KMSKeyIDFromContext(ctx context.Context) string {
+	s, _ := ctx.Value(kmsKeyIDKey{}).(string)
+	return s
 }
 
 // WrappedKey is a tenant's vault key pair as stored: the ML-KEM-768 encapsulation key in

@@ -285,7 +285,7 @@ func (v *Vault) createKey(ctx context.Context, tenantID string) (*tenantKey, err
 		CreatedAt:        v.timestamp(),
 	}
 	if d, ok := v.wrapper.(KeyDescriber); ok {
-		if wk.KeyProvider, wk.KMSKeyID, err = d.DescribeKey(tenantID); err != nil {
+		if wk.KeyProvider, wk.KMSKeyID, err = d.DescribeKey(ctx, tenantID); err != nil {
 			return nil, fmt.Errorf("vault: describe key: %w", err)
 		}
 	}

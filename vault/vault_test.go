@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/quantaseal/gateway/vault"
+	"github.com/quantaseal/gateway/vault/vaulttest"
 )
 
 const (
@@ -24,16 +25,26 @@ const (
 
 type harness struct {
 	v     *vault.Vault
-	store *memStore
-	kms   *fakeWrapper
+	store *vaulttest.MemStore
+	kms   *vaulttest.FakeWrapper
 	clock *clock
 }
 
 func newHarness(t testing.TB, ttl time.Duration) *harness {
 	t.Helper()
-	h := &harness{store: newMemStore(), kms: newFakeWrapper(), clock: newClock()}
+	h := &harness{store: vaulttest.NewMemStore(), kms: vaulttest.NewFakeWrapper(), clock: newClock()}
 	h.v = vault.New(vault.Config{KeyCacheTTL: ttl, Now: h.clock.Now}, h.store, h.kms)
 	return h
+}
+
+// sealAPIKey seals apiKey() as credential "a" of tenantA.
+func (h *harness) sealAPIKey(t testing.TB) vault.CredentialMeta {
+	t.Helper()
+	meta, err := h.v.Seal(t.Context(), tenantA, "a", "api_key", apiKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return meta
 }
 
 func TestSealUnsealRoundTrip(t *testing.T) {
@@ -94,7 +105,7 @@ func TestSealUnsealRoundTrip(t *testing.T) {
 				checkSigner(t, signer)
 			}
 
-			stored := h.store.allBytes()
+			stored := h.store.AllBytes()
 			for _, s := range []string{clientSecret, apiToken, tt.cred.PrivateKey.Reveal()} {
 				if s != "" && bytes.Contains(stored, []byte(s)) {
 					t.Errorf("store holds a plaintext secret")
@@ -112,10 +123,7 @@ func TestSealUnsealRoundTrip(t *testing.T) {
 func TestUnsealRejectsMoves(t *testing.T) {
 	h := newHarness(t, 0)
 	ctx := t.Context()
-	metaA, err := h.v.Seal(ctx, tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	metaA := h.sealAPIKey(t)
 	metaB, err := h.v.Seal(ctx, tenantB, "b", "oauth2_client", oauthSecret())
 	if err != nil {
 		t.Fatal(err)
@@ -174,10 +182,7 @@ func sc(tenant, id, typ string, blob []byte) vault.SealedCredential {
 
 func TestUnsealNotFound(t *testing.T) {
 	h := newHarness(t, 0)
-	meta, err := h.v.Seal(t.Context(), tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta := h.sealAPIKey(t)
 	for _, tc := range []struct{ tenant, id string }{{tenantA, "vlt_missing"}, {tenantB, meta.ID}} {
 		if _, err := h.v.Unseal(t.Context(), tc.tenant, tc.id); !errors.Is(err, vault.ErrNotFound) {
 			t.Errorf("Unseal(%s, %s) = %v, want ErrNotFound", tc.tenant, tc.id, err)
@@ -189,10 +194,7 @@ func TestKeyCacheTTL(t *testing.T) {
 	const ttl = time.Minute
 	h := newHarness(t, ttl)
 	ctx := t.Context()
-	meta, err := h.v.Seal(ctx, tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta := h.sealAPIKey(t)
 	// The first seal created the key and cached it: no unwrap yet.
 	steps := []struct {
 		advance     time.Duration
@@ -209,7 +211,7 @@ func TestKeyCacheTTL(t *testing.T) {
 		if _, err := h.v.Unseal(ctx, tenantA, meta.ID); err != nil {
 			t.Fatalf("step %d: Unseal: %v", i, err)
 		}
-		if got := h.kms.unwraps.Load(); got != s.wantUnwraps {
+		if got := h.kms.Unwraps(); got != s.wantUnwraps {
 			t.Errorf("step %d: unwraps = %d, want %d", i, got, s.wantUnwraps)
 		}
 	}
@@ -218,16 +220,13 @@ func TestKeyCacheTTL(t *testing.T) {
 func TestKeyCacheDisabled(t *testing.T) {
 	h := newHarness(t, -1)
 	ctx := t.Context()
-	meta, err := h.v.Seal(ctx, tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta := h.sealAPIKey(t)
 	for range 3 {
 		if _, err := h.v.Unseal(ctx, tenantA, meta.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := h.kms.unwraps.Load(); got != 3 {
+	if got := h.kms.Unwraps(); got != 3 {
 		t.Errorf("unwraps = %d, want 3 (no cache)", got)
 	}
 }
@@ -236,11 +235,8 @@ func TestCachedKeyServesUntilTTLThenFails(t *testing.T) {
 	const ttl = time.Minute
 	h := newHarness(t, ttl)
 	ctx := t.Context()
-	meta, err := h.v.Seal(ctx, tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.kms.down.Store(true)
+	meta := h.sealAPIKey(t)
+	h.kms.SetDown(true)
 	h.clock.Advance(ttl - time.Nanosecond)
 	if _, err := h.v.Unseal(ctx, tenantA, meta.ID); err != nil {
 		t.Fatalf("Unseal with KMS down, key cached: %v", err)
@@ -250,7 +246,7 @@ func TestCachedKeyServesUntilTTLThenFails(t *testing.T) {
 		t.Fatalf("Unseal after TTL with KMS down = %v, want ErrUnavailable", err)
 	}
 	// Failures are not cached: KMS back → works again.
-	h.kms.down.Store(false)
+	h.kms.SetDown(false)
 	if _, err := h.v.Unseal(ctx, tenantA, meta.ID); err != nil {
 		t.Fatalf("Unseal after KMS recovered: %v", err)
 	}
@@ -298,8 +294,8 @@ func TestUnavailable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, 0)
-			h.kms.down.Store(tt.kmsDown)
-			h.store.down.Store(tt.storeDown)
+			h.kms.SetDown(tt.kmsDown)
+			h.store.SetDown(tt.storeDown)
 			err := tt.op(h, t.Context())
 			if !errors.Is(err, vault.ErrUnavailable) {
 				t.Fatalf("err = %v, want ErrUnavailable", err)
@@ -307,8 +303,8 @@ func TestUnavailable(t *testing.T) {
 			if strings.Contains(err.Error(), apiToken) {
 				t.Errorf("error quotes the secret")
 			}
-			h.store.down.Store(false)
-			if keys, creds := h.store.counts(); keys != 0 || creds != 0 {
+			h.store.SetDown(false)
+			if keys, creds := h.store.Counts(); keys != 0 || creds != 0 {
 				t.Errorf("partial rows written: keys=%d creds=%d", keys, creds)
 			}
 		})
@@ -323,11 +319,11 @@ func TestSealWithExistingKeyKMSDown(t *testing.T) {
 	}
 	// A fresh replica (cold cache) cannot unwrap: no credential row is written.
 	h2 := vault.New(vault.Config{Now: h.clock.Now}, h.store, h.kms)
-	h.kms.down.Store(true)
+	h.kms.SetDown(true)
 	if _, err := h2.Seal(ctx, tenantA, "b", "api_key", apiKey()); !errors.Is(err, vault.ErrUnavailable) {
 		t.Fatalf("Seal = %v, want ErrUnavailable", err)
 	}
-	if _, creds := h.store.counts(); creds != 1 {
+	if _, creds := h.store.Counts(); creds != 1 {
 		t.Errorf("creds = %d, want 1", creds)
 	}
 }
@@ -335,7 +331,7 @@ func TestSealWithExistingKeyKMSDown(t *testing.T) {
 func TestConcurrentFirstSeals(t *testing.T) {
 	// Two replicas (separate Vaults and caches) share one store and one KMS, and seal the
 	// tenant's first credentials at the same time.
-	store, kms, clk := newMemStore(), newFakeWrapper(), newClock()
+	store, kms, clk := vaulttest.NewMemStore(), vaulttest.NewFakeWrapper(), newClock()
 	replicas := []*vault.Vault{
 		vault.New(vault.Config{Now: clk.Now}, store, kms),
 		vault.New(vault.Config{Now: clk.Now}, store, kms),
@@ -362,7 +358,7 @@ func TestConcurrentFirstSeals(t *testing.T) {
 	for err := range errs {
 		t.Errorf("Seal: %v", err)
 	}
-	if keys, _ := store.counts(); keys != 1 {
+	if keys, _ := store.Counts(); keys != 1 {
 		t.Fatalf("tenant keys = %d, want 1", keys)
 	}
 	// A third replica opens every credential with the one stored key.
@@ -378,7 +374,7 @@ func TestConcurrentFirstSeals(t *testing.T) {
 		t.Errorf("sealed %d, want %d", n, 2*perReplica)
 	}
 	// Each replica created at most one key (its misses were shared).
-	if p := store.puts.Load(); p < 1 || p > 2 {
+	if p := store.KeyPuts(); p < 1 || p > 2 {
 		t.Errorf("PutTenantVaultKey calls = %d, want 1 or 2", p)
 	}
 }
@@ -386,13 +382,9 @@ func TestConcurrentFirstSeals(t *testing.T) {
 func TestConcurrentMissesShareOneUnwrap(t *testing.T) {
 	h := newHarness(t, 0)
 	ctx := t.Context()
-	meta, err := h.v.Seal(ctx, tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kms := newFakeWrapper()
-	kms.aead = h.kms.aead
-	kms.gate = make(chan struct{})
+	meta := h.sealAPIKey(t)
+	kms := h.kms.Replica()
+	release := kms.Hold()
 	cold := vault.New(vault.Config{Now: h.clock.Now}, h.store, kms)
 
 	const n = 10
@@ -405,11 +397,11 @@ func TestConcurrentMissesShareOneUnwrap(t *testing.T) {
 		})
 	}
 	// Let the goroutines pile up on the one in-flight unwrap, then release it.
-	for kms.unwraps.Load() == 0 {
+	for kms.Unwraps() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond)
-	close(kms.gate)
+	release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -417,20 +409,16 @@ func TestConcurrentMissesShareOneUnwrap(t *testing.T) {
 			t.Errorf("Unseal: %v", err)
 		}
 	}
-	if got := kms.unwraps.Load(); got != 1 {
+	if got := kms.Unwraps(); got != 1 {
 		t.Errorf("unwraps = %d, want 1", got)
 	}
 }
 
 func TestWaiterContextCancelled(t *testing.T) {
 	h := newHarness(t, 0)
-	meta, err := h.v.Seal(t.Context(), tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kms := newFakeWrapper()
-	kms.aead = h.kms.aead
-	kms.gate = make(chan struct{})
+	meta := h.sealAPIKey(t)
+	kms := h.kms.Replica()
+	release := kms.Hold()
 	cold := vault.New(vault.Config{Now: h.clock.Now}, h.store, kms)
 
 	leaderCtx, cancelLeader := context.WithCancel(t.Context())
@@ -439,7 +427,7 @@ func TestWaiterContextCancelled(t *testing.T) {
 		_, err := cold.Unseal(leaderCtx, tenantA, meta.ID)
 		leaderDone <- err
 	}()
-	for kms.unwraps.Load() == 0 {
+	for kms.Unwraps() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	// A waiter whose context ends returns promptly.
@@ -461,7 +449,7 @@ func TestWaiterContextCancelled(t *testing.T) {
 	if err := <-leaderDone; err == nil {
 		t.Error("leader succeeded after cancel")
 	}
-	close(kms.gate)
+	release()
 	if err := <-waiterDone; err != nil {
 		t.Errorf("waiter after leader cancel: %v", err)
 	}
@@ -588,10 +576,7 @@ func TestSealBytes(t *testing.T) {
 	if _, err := h.v.SealBytes(ctx, tenantB, "hmac_key", key); err != nil {
 		t.Fatal(err)
 	}
-	meta, err := h.v.Seal(ctx, tenantA, "a", "api_key", apiKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta := h.sealAPIKey(t)
 	credBlob, _ := h.store.GetSealedCredential(ctx, tenantA, meta.ID)
 
 	bad := []struct {
@@ -625,16 +610,13 @@ func TestSealBytes(t *testing.T) {
 func TestStoredEncapsulationKeySwapped(t *testing.T) {
 	h := newHarness(t, 0)
 	ctx := t.Context()
-	meta, err := h.v.Seal(ctx, tenantA, "a", "api_key", apiKey())
+	meta := h.sealAPIKey(t)
+	k, err := h.store.GetTenantVaultKey(ctx, tenantA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.store.mu.Lock()
-	k := h.store.keys[tenantA]
-	k.EncapsulationKey = bytes.Clone(k.EncapsulationKey)
-	k.EncapsulationKey[0] ^= 1
-	h.store.keys[tenantA] = k
-	h.store.mu.Unlock()
+	k.EncapsulationKey[0] ^= 1 // a copy: the store clones on the way out
+	h.store.ReplaceTenantVaultKey(tenantA, k)
 	cold := vault.New(vault.Config{Now: h.clock.Now}, h.store, h.kms)
 	if _, err := cold.Unseal(ctx, tenantA, meta.ID); err == nil || errors.Is(err, vault.ErrUnavailable) {
 		t.Errorf("Unseal with swapped encapsulation key = %v, want integrity error", err)

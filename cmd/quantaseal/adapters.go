@@ -97,6 +97,36 @@ func sameHost(origin, authority string) bool {
 	return strings.EqualFold(u.Host, h) || strings.EqualFold(u.Hostname(), h) && u.Port() == ""
 }
 
+// forgettingRegistry is the registry store as the HTTP API sees it: after an API key
+// is revoked or an integration created, it makes the processor forget what it cached
+// about them (extproc.Config.AuthCacheTTL), so the change takes effect on this replica
+// at once. httpapi has hooks for integration updates and deletes (wired in
+// buildGateway) but none for these two. Other replicas follow within the TTL.
+type forgettingRegistry struct {
+	registry.Store
+	proc *extproc.Server
+}
+
+func (r forgettingRegistry) RevokeAPIKey(ctx context.Context, tenantID, keyID string, at time.Time) error {
+	err := r.Store.RevokeAPIKey(ctx, tenantID, keyID, at)
+	r.proc.ForgetAPIKey(tenantID, keyID)
+	return err
+}
+
+func (r forgettingRegistry) CreateIntegration(ctx context.Context, in registry.Integration) error {
+	err := r.Store.CreateIntegration(ctx, in)
+	r.proc.ForgetIntegrations(in.TenantID)
+	return err
+}
+
+// Ping keeps the store's readiness check visible through the wrapper.
+func (r forgettingRegistry) Ping(ctx context.Context) error {
+	if p, ok := r.Store.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 // tokenSource adapts okta.TokenSource to extproc.TokenSource: it supplies the
 // credential loader (the vault, called only on a cache miss) and turns okta errors into
 // extproc.TokenError values.

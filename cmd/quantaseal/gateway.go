@@ -23,6 +23,7 @@ import (
 	"github.com/quantaseal/gateway/audit"
 	auditpg "github.com/quantaseal/gateway/audit/pgstore"
 	auditsqlite "github.com/quantaseal/gateway/audit/sqlitestore"
+	"github.com/quantaseal/gateway/console"
 	"github.com/quantaseal/gateway/envelope"
 	"github.com/quantaseal/gateway/extproc"
 	"github.com/quantaseal/gateway/httpapi"
@@ -56,6 +57,7 @@ type gateway struct {
 	signing  *envelope.SigningKey
 	extproc  *extproc.Server
 	api      http.Handler
+	console  http.Handler
 	ping     func(context.Context) error
 	closers  []func() error
 }
@@ -158,16 +160,31 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 		Registerer:         reg,
 		Readiness:          func(ctx context.Context) error { return gw.ready(ctx) },
 	}, httpapi.Deps{
-		Registry:    gw.registry,
-		Vault:       gw.vault,
-		Audit:       auditStore,
-		SigningKeys: func() []httpapi.SigningKeyInfo { return signingKeys },
-		OnCredentialRotated: func(tenantID, credentialID string) {
-			gw.invalidateCredential(tenantID, credentialID)
-		},
-		OnIntegrationChanged: func(_, integrationID string) { gw.tokens.Invalidate(integrationID) },
+		Registry:             forgettingRegistry{Store: gw.registry, proc: gw.extproc},
+		Vault:                gw.vault,
+		Audit:                auditStore,
+		SigningKeys:          func() []httpapi.SigningKeyInfo { return signingKeys },
+		OnCredentialRotated:  gw.invalidateCredential,
+		OnIntegrationChanged: gw.integrationChanged,
 		Metrics:              promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
+
+	consoleKeys := []console.SigningKey{{KeyID: gw.signing.KeyID(), PublicKey: gw.signing.Public().Bytes(), Current: true}}
+	gw.console, err = console.New(console.Config{
+		AdminToken:         cfg.AdminToken,
+		AllowedOktaOrigins: cfg.Okta.AllowedDomains,
+		Logger:             logger,
+	}, console.Deps{
+		Registry:             forgettingRegistry{Store: gw.registry, proc: gw.extproc},
+		Vault:                gw.vault,
+		Audit:                auditStore,
+		SigningKeys:          func() []console.SigningKey { return consoleKeys },
+		OnCredentialRotated:  gw.invalidateCredential,
+		OnIntegrationChanged: gw.integrationChanged,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 
 	if cfg.DatabaseURL.IsZero() {
 		if err := gw.bootstrapTenant(ctx); err != nil {
@@ -230,10 +247,14 @@ func newKeyWrapper(ctx context.Context, cfg Config, logger *slog.Logger, reg reg
 				ctx, cancel := context.WithTimeout(context.Background(), cfg.KMS.Timeout)
 				defer cancel()
 				t, err := reg.GetTenant(ctx, tenantID)
-				if err != nil {
+				switch {
+				case errors.Is(err, registry.ErrNotFound):
+					// Tenant creation wraps the new tenant's vault key before its row
+					// exists; a kms_key_id in the request arrives through the context
+					// (vault.WithKMSKeyID), so here only the default key remains.
+				case err != nil:
 					return "", err
-				}
-				if t.KMSKeyID != "" {
+				case t.KMSKeyID != "":
 					return t.KMSKeyID, nil
 				}
 				if cfg.KMS.KeyID == "" {
@@ -282,6 +303,13 @@ func oktaHTTPClient(cfg Config) (*http.Client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{Transport: tr, Timeout: cfg.Okta.RequestTimeout}, nil
+}
+
+// integrationChanged drops what the token source and the processor cached about an
+// integration that was updated or deleted.
+func (gw *gateway) integrationChanged(tenantID, integrationID string) {
+	gw.tokens.Invalidate(integrationID)
+	gw.extproc.ForgetIntegrations(tenantID)
 }
 
 // invalidateCredential drops cached tokens of every integration using a rotated credential.

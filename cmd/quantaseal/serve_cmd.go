@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/quantaseal/gateway/console"
 )
 
 // runServe implements `quantaseal serve`.
@@ -90,6 +92,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, gw *gateway, gr
 	var draining atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/", gw.api)
+	mux.Handle(console.Prefix, gw.console)
 	httpServer := &http.Server{
 		Handler: readinessGate(&draining, mux),
 		// Bounded reads and writes: the API takes small JSON bodies (1 MiB at most).

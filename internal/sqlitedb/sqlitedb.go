@@ -12,13 +12,18 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/quantaseal/gateway/internal/pgmigrate"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// Open opens (creating if needed) the database file at path.
+// MaxConns is the size of the connection pool Open configures.
+const MaxConns = 16
+
+// Open opens (creating if needed) the database file at path, readable by its owner only
+// (it holds sealed credentials and the audit chain).
 func Open(ctx context.Context, path string) (*sql.DB, error) {
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
@@ -26,7 +31,19 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// database/sql keeps only 2 idle connections by default, so under concurrent reads
+	// it would open (and close) SQLite connections constantly, each re-running the
+	// pragmas above: keep the pool's connections open instead. WAL lets readers run
+	// alongside the one writer; more connections than this only queue on the lock.
+	db.SetMaxOpenConns(MaxConns)
+	db.SetMaxIdleConns(MaxConns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -1,6 +1,7 @@
 package sqlitedb_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"testing/fstest"
@@ -32,8 +33,15 @@ func TestMigrateIdempotent(t *testing.T) {
 		}
 		db.Close()
 	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("database file mode = %v, %v; want 0600", st.Mode().Perm(), err)
+	}
 	db, _ := sqlitedb.Open(t.Context(), path)
 	defer db.Close()
+	if got := db.Stats().MaxOpenConnections; got != sqlitedb.MaxConns {
+		t.Fatalf("MaxOpenConnections = %d, want %d", got, sqlitedb.MaxConns)
+	}
 	if err := sqlitedb.Migrate(t.Context(), db, "bad", fstest.MapFS{"0001_x.sql": {Data: []byte("NOT SQL")}}); err == nil {
 		t.Fatal("a broken migration was accepted")
 	}

@@ -229,18 +229,26 @@ func page[T any](s *Server, w http.ResponseWriter, r *http.Request, items []T, i
 	s.writeJSON(w, r, http.StatusOK, rendered)
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+// listQuery reads the search (else filter) expression and the q prefix of a list
+// call; on a bad expression it answers Okta's 400 E0000031 and reports false.
+func (s *Server) listQuery(w http.ResponseWriter, r *http.Request) (expr string, pred func(attr func(string) []string) bool, prefix string, ok bool) {
 	q := r.URL.Query()
-	expr := q.Get("search")
+	expr = q.Get("search")
 	if expr == "" {
 		expr = q.Get("filter")
 	}
-	pred, ok := parseExpr(expr)
-	if !ok {
+	if pred, ok = parseExpr(expr); !ok {
 		s.oktaError(w, r, http.StatusBadRequest, "E0000031", "Invalid search criteria.")
+		return "", nil, "", false
+	}
+	return expr, pred, strings.ToLower(q.Get("q")), true
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	expr, pred, prefix, ok := s.listQuery(w, r)
+	if !ok {
 		return
 	}
-	prefix := strings.ToLower(q.Get("q"))
 	s.mu.Lock()
 	var users []*user
 	for _, u := range s.data.users {
@@ -340,17 +348,10 @@ func (s *Server) deactivateUser(w http.ResponseWriter, r *http.Request, id strin
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	expr := q.Get("search")
-	if expr == "" {
-		expr = q.Get("filter")
-	}
-	pred, ok := parseExpr(expr)
+	_, pred, prefix, ok := s.listQuery(w, r)
 	if !ok {
-		s.oktaError(w, r, http.StatusBadRequest, "E0000031", "Invalid search criteria.")
 		return
 	}
-	prefix := strings.ToLower(q.Get("q"))
 	var out []*group
 	for _, g := range s.data.groups {
 		if (prefix == "" || strings.HasPrefix(strings.ToLower(g.Profile.Name), prefix)) && pred(g.attr) {

@@ -133,7 +133,7 @@ func encryptionContext(tenantID, purpose string) map[string]string {
 // Wrap encrypts plaintext (at most 4096 bytes, the KMS Encrypt limit) under the tenant's
 // KMS key with encryption context {tenant_id, purpose}.
 func (w *Wrapper) Wrap(ctx context.Context, tenantID, purpose string, plaintext []byte) ([]byte, error) {
-	keyID, err := w.keyFor(tenantID)
+	keyID, err := w.resolve(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("awskms: resolve key for tenant %s: %w", tenantID, err)
 	}
@@ -164,9 +164,18 @@ func (w *Wrapper) Unwrap(ctx context.Context, tenantID, purpose string, wrapped 
 	return out.Plaintext, nil
 }
 
+// resolve names the KMS key for a tenant: the one the context carries
+// ([vault.WithKMSKeyID], set while the tenant is being created), else Config.KeyIDFor's.
+func (w *Wrapper) resolve(ctx context.Context, tenantID string) (string, error) {
+	if id := vault.KMSKeyIDFromContext(ctx); id != "" {
+		return id, nil
+	}
+	return w.keyFor(tenantID)
+}
+
 // DescribeKey names the provider and the tenant's KMS key, for [vault.WrappedKey].
-func (w *Wrapper) DescribeKey(tenantID string) (provider, keyID string, err error) {
-	keyID, err = w.keyFor(tenantID)
+func (w *Wrapper) DescribeKey(ctx context.Context, tenantID string) (provider, keyID string, err error) {
+	keyID, err = w.resolve(ctx, tenantID)
 	if err != nil {
 		return "", "", fmt.Errorf("awskms: resolve key for tenant %s: %w", tenantID, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/quantaseal/gateway/internal/testenv"
 	"github.com/quantaseal/gateway/vault"
 	"github.com/quantaseal/gateway/vault/awskms"
+	"github.com/quantaseal/gateway/vault/vaulttest"
 )
 
 var (
@@ -82,7 +83,7 @@ func TestWrapUnwrapLocalKMS(t *testing.T) {
 	if err != nil || !bytes.Equal(got, seed) {
 		t.Fatalf("Unwrap = %x, %v", got, err)
 	}
-	if p, id, err := w.DescribeKey("ten_a"); p != awskms.Provider || id != keyARN || err != nil {
+	if p, id, err := w.DescribeKey(t.Context(), "ten_a"); p != awskms.Provider || id != keyARN || err != nil {
 		t.Errorf("DescribeKey = %q, %q, %v", p, id, err)
 	}
 
@@ -139,8 +140,32 @@ func TestKeyPerTenant(t *testing.T) {
 	if _, err := w.Wrap(ctx, "ten_unknown", "p", []byte("x")); err == nil {
 		t.Error("Wrap for a tenant without a key succeeded")
 	}
-	if _, _, err := w.DescribeKey("ten_unknown"); err == nil {
+	if _, _, err := w.DescribeKey(t.Context(), "ten_unknown"); err == nil {
 		t.Error("DescribeKey for a tenant without a key succeeded")
+	}
+}
+
+// TestKeyFromContext: while a tenant is being created its row does not exist yet, so the
+// key named in the request travels in the context and wins over Config.KeyIDFor.
+func TestKeyFromContext(t *testing.T) {
+	endpoint := testenv.KMSEndpoint(t)
+	c := kmsClient(t, endpoint)
+	fallback, requested := createKey(t, c), createKey(t, c)
+	w := newWrapper(t, awskms.Config{Endpoint: endpoint, KeyIDFor: func(string) (string, error) { return fallback, nil }})
+	ctx := vault.WithKMSKeyID(t.Context(), requested)
+	wrapped, err := w.Wrap(ctx, "ten_new", "hmac", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Decrypt(t.Context(), &kms.DecryptInput{CiphertextBlob: wrapped, EncryptionContext: map[string]string{"tenant_id": "ten_new", "purpose": "hmac"}})
+	if err != nil || aws.ToString(out.KeyId) != requested {
+		t.Errorf("wrapped under %q (%v), want the requested key %q", aws.ToString(out.KeyId), err, requested)
+	}
+	if _, id, err := w.DescribeKey(ctx, "ten_new"); err != nil || id != requested {
+		t.Errorf("DescribeKey = %q, %v; want %q", id, err, requested)
+	}
+	if _, id, _ := w.DescribeKey(t.Context(), "ten_new"); id != fallback {
+		t.Errorf("without the context DescribeKey = %q, want the KeyIDFor key %q", id, fallback)
 	}
 }
 
@@ -300,7 +325,7 @@ func TestVaultEndToEnd(t *testing.T) {
 	endpoint := testenv.KMSEndpoint(t)
 	keyARN := createKey(t, kmsClient(t, endpoint))
 	w := newWrapper(t, awskms.Config{KeyID: keyARN, Endpoint: endpoint})
-	store := newMemStore()
+	store := vaulttest.NewMemStore()
 	ctx := t.Context()
 	const clientSecret = "okta-client-secret-e2e-0123456789ABCDEFGH"
 	const hmacKey = "tenant-hmac-key-e2e-0123456789"
@@ -333,7 +358,7 @@ func TestVaultEndToEnd(t *testing.T) {
 	if err != nil || k.KeyProvider != awskms.Provider || k.KMSKeyID != keyARN {
 		t.Errorf("stored key = %q %q, %v", k.KeyProvider, k.KMSKeyID, err)
 	}
-	all := store.allBytes()
+	all := store.AllBytes()
 	if bytes.Contains(all, []byte(clientSecret)) || bytes.Contains(all, []byte(hmacKey)) {
 		t.Error("store holds a plaintext secret")
 	}
@@ -341,12 +366,15 @@ func TestVaultEndToEnd(t *testing.T) {
 	// KMS down for a fresh replica: ErrUnavailable and nothing written.
 	down := newWrapper(t, awskms.Config{KeyID: keyARN, Endpoint: closedPort(t), Timeout: time.Second})
 	v3 := vault.New(vault.Config{}, store, down)
-	before := len(store.creds)
+	_, before := store.Counts()
 	if _, err := v3.Seal(ctx, "ten_b", "x", vault.CredentialTypeAPIKey, vault.Credential{Token: secret.New("tok")}); !errors.Is(err, vault.ErrUnavailable) {
 		t.Errorf("Seal with KMS down = %v, want ErrUnavailable", err)
 	}
-	if _, err := store.GetTenantVaultKey(ctx, "ten_b"); !errors.Is(err, vault.ErrNotFound) || len(store.creds) != before {
-		t.Error("Seal with KMS down wrote rows")
+	if _, err := store.GetTenantVaultKey(ctx, "ten_b"); !errors.Is(err, vault.ErrNotFound) {
+		t.Error("Seal with KMS down wrote a vault key")
+	}
+	if _, after := store.Counts(); after != before {
+		t.Error("Seal with KMS down wrote a credential")
 	}
 	if _, err := v3.Unseal(ctx, "ten_a", meta.ID); !errors.Is(err, vault.ErrUnavailable) {
 		t.Errorf("Unseal with KMS down = %v, want ErrUnavailable", err)

@@ -221,6 +221,6 @@ func (w *Wrapper) Unwrap(ctx context.Context, tenantID, purpose string, wrapped 
 }
 
 // DescribeKey names the provider and the key file (a hash of the key, not the key).
-func (w *Wrapper) DescribeKey(string) (provider, keyID string, err error) {
+func (w *Wrapper) DescribeKey(context.Context, string) (provider, keyID string, err error) {
 	return Provider, w.keyID, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quantaseal/gateway/vault"
 	"github.com/quantaseal/gateway/vault/localkey"
+	"github.com/quantaseal/gateway/vault/vaulttest"
 )
 
 var (
@@ -41,7 +42,7 @@ func TestNewCreatesKeyFileAndWarnsOnce(t *testing.T) {
 	if bytes.Contains(logs.Bytes(), key) {
 		t.Error("log holds the key")
 	}
-	if p, id, err := w.DescribeKey("t"); p != localkey.Provider || !strings.HasPrefix(id, "local:") || err != nil {
+	if p, id, err := w.DescribeKey(t.Context(), "t"); p != localkey.Provider || !strings.HasPrefix(id, "local:") || err != nil {
 		t.Errorf("DescribeKey = %q, %q, %v", p, id, err)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
@@ -205,7 +206,7 @@ func TestVaultWithLocalKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := newMemStore()
+	store := vaulttest.NewMemStore()
 	v := vault.New(vault.Config{}, store, w)
 	ctx := t.Context()
 	blob, err := v.SealBytes(ctx, "ten_a", "hmac_key", []byte("hmac-secret"))

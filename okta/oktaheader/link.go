@@ -1,13 +1,22 @@
-package okta
+package oktaheader
 
-import (
-	"strings"
-)
+import "strings"
 
 // Link is one link-value of an HTTP Link header (RFC 8288).
 type Link struct {
 	URL string // the target, as written between < and >
 	Rel string // the rel parameter (may hold several space-separated relation types)
+}
+
+// HasRel reports whether rel is one of l's relation types (compared
+// case-insensitively, RFC 8288 §2.1.1).
+func (l Link) HasRel(rel string) bool {
+	for _, r := range strings.Fields(l.Rel) {
+		if strings.EqualFold(r, rel) {
+			return true
+		}
+	}
+	return false
 }
 
 // linkSeg is one link-value as it appears in a header, with the position of its URI so
@@ -20,10 +29,10 @@ type linkSeg struct {
 	parseError bool // raw did not start with '<'; kept verbatim
 }
 
-// ParseLinkHeader parses the values of Okta's Link headers. Okta sends one header per
-// rel (okta-api.md §1, §4); comma-joined values (as some proxies fold them) are
-// tolerated and split. Malformed link-values are skipped.
-func ParseLinkHeader(values []string) []Link {
+// ParseLinks parses the values of Okta's Link headers. Okta sends one header per rel
+// (okta-api.md §1, §4); comma-joined values (as some proxies fold them) are tolerated
+// and split. Malformed link-values are skipped.
+func ParseLinks(values []string) []Link {
 	var out []Link
 	for _, v := range values {
 		for _, s := range splitLinks(v) {
@@ -36,13 +45,12 @@ func ParseLinkHeader(values []string) []Link {
 	return out
 }
 
-// NextLink returns the URL of the rel="next" link in values, or "" if there is none.
+// NextLink returns the URL of the first rel="next" link in values, or "" if there is
+// none.
 func NextLink(values []string) string {
-	for _, l := range ParseLinkHeader(values) {
-		for _, r := range strings.Fields(l.Rel) {
-			if strings.EqualFold(r, "next") {
-				return l.URL
-			}
+	for _, l := range ParseLinks(values) {
+		if l.HasRel("next") {
+			return l.URL
 		}
 	}
 	return ""
@@ -53,11 +61,12 @@ func NextLink(values []string) string {
 // query and parameters byte for byte. The result has one value per link-value, so
 // comma-joined input comes out as separate headers, the shape the Okta SDKs need
 // (okta-api.md §4: a joined header makes SDK v5 loop forever on the self link).
-// Targets on other origins and unparseable values are kept as they are.
+// Targets on other origins and unparseable values are kept as they are. It returns
+// nil when values hold no link-value.
 func RewriteLinks(values []string, fromOrigin, toOrigin string) []string {
 	from := strings.TrimRight(fromOrigin, "/")
 	to := strings.TrimRight(toOrigin, "/")
-	out := make([]string, 0, len(values))
+	var out []string
 	for _, v := range values {
 		for _, s := range splitLinks(v) {
 			if s.parseError {

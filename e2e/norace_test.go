@@ -1,0 +1,6 @@
+//go:build !race
+
+package e2e
+
+// raceEnabled: the suite runs without -race.
+const raceEnabled = false
