@@ -239,15 +239,6 @@ func (w *world) otherTenant(t *testing.T) tenant {
 	return w.otherKeys[0]
 }
 
-// integrationName returns the flow's name of an integration id ("" if unknown).
-func (w *world) integrationName(id string) string {
-	for name, v := range w.ints {
-		if v == id {
-			return name
-		}
-	}
-	return ""
-}
 
 // apiRequests returns the double's recorded requests to /api/v1 (not the token endpoint).
 func apiRequests(reqs []oktatest.Request) []oktatest.Request {

@@ -132,7 +132,7 @@ func fakeAPI(t *testing.T, admin string, signer *envelope.SigningKey, hmac []byt
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v2/tenants", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+admin {
-			http.Error(w, "no admin", 401)
+			http.Error(w, "no admin", http.StatusUnauthorized)
 			return
 		}
 		m := decode(w, r)

@@ -30,12 +30,12 @@ func allowedCPUs(status string) ([]int, error) {
 			lo, hi, isRange := strings.Cut(part, "-")
 			a, err := strconv.Atoi(lo)
 			if err != nil {
-				return nil, fmt.Errorf("Cpus_allowed_list %q: %w", v, err)
+				return nil, fmt.Errorf("cpus_allowed_list %q: %w", v, err)
 			}
 			b := a
 			if isRange {
 				if b, err = strconv.Atoi(hi); err != nil || b < a {
-					return nil, fmt.Errorf("Cpus_allowed_list %q: bad range %q", v, part)
+					return nil, fmt.Errorf("cpus_allowed_list %q: bad range %q", v, part)
 				}
 			}
 			for c := a; c <= b; c++ {

@@ -28,7 +28,7 @@ func TestSecretNeverFormats(t *testing.T) {
 	}
 	outputs := map[string]string{
 		"%v":   fmt.Sprintf("%v", s),
-		"%s":   fmt.Sprintf("%s", s),
+		"%s":   fmt.Sprintf("%s", s), //lint:ignore S1025 the fmt %s path is what is tested
 		"%+v":  fmt.Sprintf("%+v", w),
 		"%#v":  fmt.Sprintf("%#v", w),
 		"%q":   fmt.Sprintf("%q", s),
