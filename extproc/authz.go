@@ -2,7 +2,9 @@ package extproc
 
 import (
 	"context"
+	"github.com/quantaseal/gateway/internal/authlimit"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,7 +45,11 @@ func (a authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv
 	if f := l.validate(); f != nil {
 		return deny(f)
 	}
-	caller, err := s.authenticate(ctx, l)
+	source := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
+	if source != "" {
+		source = authlimit.SourceFromAddr(source)
+	}
+	caller, err := s.authenticateFrom(ctx, l, source)
 	if err != nil {
 		return deny(classify(err))
 	}
@@ -87,6 +93,9 @@ func denied(f *failure, integrationID, auditEventID string) *authv3.CheckRespons
 	hs := []*corev3.HeaderValueOption{authzHeader("content-type", "application/json")}
 	if auditEventID != "" {
 		hs = append(hs, authzHeader(hdrAuditEvent, auditEventID))
+	}
+	if f.retryAfter > 0 {
+		hs = append(hs, authzHeader("retry-after", strconv.FormatInt(retryAfterSeconds(f.retryAfter), 10)))
 	}
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(f.grpcCode()), Message: f.code},

@@ -40,13 +40,14 @@ type stream struct {
 	ctx context.Context
 	call
 
-	started       bool // request_headers seen
-	allowed       bool // the policy allowed the call (it may have been forwarded)
-	done          bool // the final audit event is committed (or an ImmediateResponse was sent)
-	overrideSent  bool // override_message_timeout already sent for the current message
-	envelope      bool // the response body is replaced by an envelope
-	hashResponse  bool // the response body is buffered for response_sha256 only
-	outboundBody  bool // outbound: the request body was handled
+	source        string // authlimit source key from Envoy's source.address, or ""
+	started       bool   // request_headers seen
+	allowed       bool   // the policy allowed the call (it may have been forwarded)
+	done          bool   // the final audit event is committed (or an ImmediateResponse was sent)
+	overrideSent  bool   // override_message_timeout already sent for the current message
+	envelope      bool   // the response body is replaced by an envelope
+	hashResponse  bool   // the response body is buffered for response_sha256 only
+	outboundBody  bool   // outbound: the request body was handled
 	reqHeaders    headerList
 	respHeaders   headerList
 	callerOrigin  string
@@ -92,6 +93,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
+		st.source = sourceOf(req)
 		return st.onRequestHeaders(r.RequestHeaders)
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return st.onRequestBody(r.RequestBody)
@@ -218,6 +220,9 @@ func immediate(f *failure, integrationID, auditEventID string) *extprocv3.Proces
 	if auditEventID != "" {
 		sets = append(sets, set(hdrAuditEvent, auditEventID))
 	}
+	if f.retryAfter > 0 {
+		sets = append(sets, set("retry-after", strconv.FormatInt(retryAfterSeconds(f.retryAfter), 10)))
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(f.httpStatus())},
@@ -268,7 +273,7 @@ func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Process
 	if f := l.validate(); f != nil {
 		return st.reject(f)
 	}
-	caller, err := slowly(st, func() (Caller, error) { return st.s.authenticate(st.ctx, l) })
+	caller, err := slowly(st, func() (Caller, error) { return st.s.authenticateFrom(st.ctx, l, st.source) })
 	if err != nil {
 		return st.rejectErr(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/quantaseal/gateway/internal/authlimit"
 	"log/slog"
 	"net"
 	"time"
@@ -33,6 +34,10 @@ type Config struct {
 	// forgets at once ([Server.ForgetAPIKey], [Server.ForgetIntegrations]). Failures
 	// are never cached. Default 1s; negative disables the cache.
 	AuthCacheTTL time.Duration
+	// AuthLimiter limits failed API-key attempts per source (Envoy's source.address
+	// attribute). nil: a private limiter with authlimit's defaults. cmd shares one
+	// limiter between this server and the HTTP API.
+	AuthLimiter *authlimit.Limiter
 	// SealTimeout bounds one envelope seal. Default 5s.
 	SealTimeout time.Duration
 	// OverrideAfter is how long a step (token fetch, audit commit, …) may run before
@@ -108,6 +113,7 @@ type Server struct {
 	cache   *authCache
 	grpc    *grpc.Server
 	health  *health.Server
+	limiter *authlimit.Limiter
 }
 
 // New validates deps, registers the metrics and builds the gRPC server with the
@@ -125,7 +131,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extproc: register metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, metrics: m, cache: newAuthCache(cfg.AuthCacheTTL), health: health.NewServer()}
+	s := &Server{cfg: cfg, deps: deps, log: log, metrics: m, cache: newAuthCache(cfg.AuthCacheTTL), health: health.NewServer(), limiter: cfg.AuthLimiter}
+	if s.limiter == nil {
+		s.limiter = authlimit.New(authlimit.Config{})
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -32,6 +33,7 @@ const (
 	CodeInsufficientScope     = "insufficient_scope"
 	CodeUpstreamError         = "upstream_error"
 	CodeUnavailable           = "unavailable"
+	CodeTooManyRequests       = "too_many_requests"
 )
 
 // Audit reasons that are not denials.
@@ -83,6 +85,8 @@ var classes = map[string]struct {
 		insufficientScopeMessage},
 	CodeUpstreamError: {http.StatusBadGateway, codes.Unavailable,
 		"Okta refused or failed the request."},
+	CodeTooManyRequests: {http.StatusTooManyRequests, codes.ResourceExhausted,
+		"Too many failed API-key attempts from this address; retry after the Retry-After delay."},
 	CodeUnavailable: {http.StatusServiceUnavailable, codes.Unavailable,
 		"A service the gateway depends on (vault, key management, token endpoint or audit store) is unavailable. Nothing was forwarded; retry later."},
 }
@@ -94,6 +98,8 @@ type failure struct {
 	scope  string // insufficient_scope: the missing scope
 	detail string // a safe, specific message replacing the class default ("" = default)
 	cause  error  // for logs only; never holds a secret
+	// retryAfter, when positive, is sent as Retry-After (too_many_requests).
+	retryAfter time.Duration
 }
 
 func (f *failure) Error() string {

@@ -13,6 +13,12 @@
 //     key: it is refused (403) on the management endpoints, so that a key handed to one
 //     application cannot reconfigure the tenant.
 //   - GET /api/v2/signing-keys, /healthz and /readyz are unauthenticated.
+//   - Failed attempts (a wrong admin token or API key) are limited per source, the TCP
+//     peer address, by [Config.AuthLimiter] (internal/authlimit; by default 10
+//     failures, then one more every 6 s). A source over its budget gets 429
+//     too_many_requests with Retry-After on every authenticated endpoint, even with a
+//     valid credential. Each failure is logged ("authentication failed") with its
+//     source and route, never with the presented value.
 //
 // # Errors
 //
@@ -20,7 +26,8 @@
 // store and vault sentinels to statuses in one place (errors.go): invalid input 400,
 // missing or wrong key 401, bound key 403, unknown or foreign id 404 (another tenant's id
 // is indistinguishable from a missing one), conflict 409, body over Config.MaxBodyBytes
-// 413, a body that is not application/json 415, and store, vault or KMS unavailable 503.
+// 413, a body that is not application/json 415, too many failed authentication attempts
+// 429, and store, vault or KMS unavailable 503.
 // A request that fails validation changes nothing.
 //
 // # Secrets

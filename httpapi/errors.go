@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/quantaseal/gateway/audit"
 	"github.com/quantaseal/gateway/registry"
@@ -21,6 +22,7 @@ const (
 	CodeConflict         = "conflict"
 	CodeBodyTooLarge     = "body_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
+	CodeTooManyRequests  = "too_many_requests"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
 )
@@ -33,6 +35,8 @@ type apiError struct {
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
 	cause   error
+	// retryAfter, when positive, is sent as Retry-After (whole seconds).
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }

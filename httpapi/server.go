@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quantaseal/gateway/audit"
+	"github.com/quantaseal/gateway/internal/authlimit"
 	"github.com/quantaseal/gateway/internal/secret"
 	"github.com/quantaseal/gateway/registry"
 	"github.com/quantaseal/gateway/vault"
@@ -40,6 +41,13 @@ type Config struct {
 	Readiness func(ctx context.Context) error
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// AuthLimiter limits failed admin-token and API-key attempts per source, the TCP
+	// peer of the request (RemoteAddr; X-Forwarded-For is never trusted here). A source
+	// over the limit gets 429 with Retry-After on every authenticated endpoint, also
+	// with a valid credential, until its bucket refills. nil: a private limiter with
+	// authlimit's defaults (10 failures, then one more every 6 s). Share one limiter
+	// with the ext_proc server to count a source's failures on both paths.
+	AuthLimiter *authlimit.Limiter
 }
 
 // Vault is what the API needs of *vault.Vault.
@@ -92,9 +100,11 @@ type server struct {
 	auth    *registry.Authenticator
 	adminH  [32]byte
 	hasAdm  bool
+	limiter *authlimit.Limiter
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	authFailures *prometheus.CounterVec
 }
 
 // New returns the API handler. The caller serves it (http.Server with timeouts).
@@ -112,6 +122,10 @@ func New(cfg Config, deps Deps) http.Handler {
 	if deps.Registry != nil {
 		s.auth = registry.NewAuthenticator(deps.Registry)
 	}
+	s.limiter = cfg.AuthLimiter
+	if s.limiter == nil {
+		s.limiter = authlimit.New(authlimit.Config{Now: s.now})
+	}
 	if !cfg.AdminToken.IsZero() {
 		s.adminH = sha256.Sum256(cfg.AdminToken.Bytes())
 		s.hasAdm = true
@@ -126,9 +140,14 @@ func New(cfg Config, deps Deps) http.Handler {
 		// Default buckets (5ms–10s) fit an API whose slow path is a KMS round trip.
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route"})
+	s.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quantaseal_http_auth_failures_total",
+		Help: "HTTP API authentication failures: a wrong credential (rejected) or a source over the failure limit (limited).",
+	}, []string{"credential", "result"})
 	if cfg.Registerer != nil {
 		s.requests = register(cfg.Registerer, s.requests)
 		s.duration = register(cfg.Registerer, s.duration)
+		s.authFailures = register(cfg.Registerer, s.authFailures)
 	}
 	return s.routes()
 }
@@ -273,6 +292,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="quantaseal"`)
 	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(e.retryAfter/time.Second)))
+	}
 	writeJSON(w, e.Status, e)
 }
 
@@ -287,16 +309,50 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// Credential kinds of the auth-failure metric and log line.
+const (
+	credentialAdmin  = "admin_token"
+	credentialAPIKey = "api_key"
+)
+
+// limited checks the request's source against the failed-auth limiter before any
+// credential is looked at, so a guessing source learns nothing more, not even whether
+// a guess was right, until its bucket refills.
+func (s *server) limited(r *http.Request, credential string) *apiError {
+	ok, wait := s.limiter.Allow(authlimit.SourceFromAddr(r.RemoteAddr))
+	if ok {
+		return nil
+	}
+	s.authFailures.WithLabelValues(credential, "limited").Inc()
+	return &apiError{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests,
+		Message: "too many failed authentication attempts from this address; retry later", retryAfter: wait}
+}
+
+// authFailed records a wrong credential: it spends a token of the source's bucket and
+// logs the source and route, never the presented value (not even a hash of it).
+func (s *server) authFailed(r *http.Request, credential, code string) {
+	source := authlimit.SourceFromAddr(r.RemoteAddr)
+	s.limiter.Failure(source)
+	s.authFailures.WithLabelValues(credential, "rejected").Inc()
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "authentication failed",
+		slog.String("code", code), slog.String("credential", credential),
+		slog.String("source", source), slog.String("route", r.Pattern))
+}
+
 // admin wraps an admin endpoint: bearer admin token, constant-time comparison of
 // SHA-256 digests (so the comparison does not leak the token's length either).
 func (s *server) admin(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) *apiError {
+		if e := s.limited(r, credentialAdmin); e != nil {
+			return e
+		}
 		tok, ok := bearer(r)
 		if !s.hasAdm || !ok {
 			return &apiError{Status: http.StatusUnauthorized, Code: CodeInvalidAdmin, Message: "admin bearer token required"}
 		}
 		got := sha256.Sum256([]byte(tok.Reveal()))
 		if subtle.ConstantTimeCompare(got[:], s.adminH[:]) != 1 {
+			s.authFailed(r, credentialAdmin, CodeInvalidAdmin)
 			return &apiError{Status: http.StatusUnauthorized, Code: CodeInvalidAdmin, Message: "admin bearer token required"}
 		}
 		if info, ok := r.Context().Value(logInfoKey{}).(*logInfo); ok {
@@ -328,9 +384,13 @@ func (s *server) tenant(h tenantFunc) handlerFunc {
 		if s.auth == nil {
 			return unavailable(errors.New("no registry configured"))
 		}
+		if e := s.limited(r, credentialAPIKey); e != nil {
+			return e
+		}
 		key, err := s.auth.Authenticate(r.Context(), presented)
 		switch {
 		case errors.Is(err, registry.ErrInvalidAPIKey):
+			s.authFailed(r, credentialAPIKey, CodeInvalidAPIKey)
 			return &apiError{Status: http.StatusUnauthorized, Code: CodeInvalidAPIKey, Message: "invalid API key"}
 		case err != nil:
 			return unavailable(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/quantaseal/gateway/envelope"
 	"github.com/quantaseal/gateway/extproc"
 	"github.com/quantaseal/gateway/httpapi"
+	"github.com/quantaseal/gateway/internal/authlimit"
 	"github.com/quantaseal/gateway/internal/secret"
 	"github.com/quantaseal/gateway/internal/sqlitedb"
 	"github.com/quantaseal/gateway/okta"
@@ -132,7 +133,12 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 		return nil, fmt.Errorf("token metrics: %w", err)
 	}
 
+	// One limiter of failed API-key and admin-token attempts per source, shared by the
+	// data plane (ext_proc/ext_authz, source = Envoy's source.address) and the HTTP API
+	// (source = the TCP peer), so a guesser cannot double its budget.
+	authLimiter := authlimit.New(authlimit.Config{})
 	gw.extproc, err = extproc.New(extproc.Config{
+		AuthLimiter:     authLimiter,
 		AuditTimeout:    cfg.Audit.CommitTimeout,
 		TokenTimeout:    cfg.Okta.TokenTimeout,
 		MaxMessageBytes: cfg.Server.MaxMessageBytes,
@@ -154,6 +160,7 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 
 	signingKeys := []httpapi.SigningKeyInfo{{KeyID: gw.signing.KeyID(), PublicKey: gw.signing.Public().Bytes(), Current: true}}
 	gw.api = httpapi.New(httpapi.Config{
+		AuthLimiter:        authLimiter,
 		AdminToken:         cfg.AdminToken,
 		AllowedOktaOrigins: cfg.Okta.AllowedDomains,
 		Logger:             logger,
