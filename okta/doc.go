@@ -21,12 +21,42 @@
 // granted set is cached and an operation whose scope is missing fails alone with
 // insufficient_scope.
 //
+// # Failed token fetches
+//
+// A failed token fetch is remembered per integration and scope set (a negative cache),
+// so that a wrong or rotated credential, or a struggling token endpoint, does not turn
+// every call into a token request: Okta limits /oauth2/v1/token to about four
+// requests a second (okta-api.md §2, "Rate-limit headers"). While a failure is remembered,
+// Authorize returns a copy of the same [*Error] at once, without loading the credential
+// or sending anything:
+//
+//   - invalid_client, token_rejected and invalid_credential, which only a change to the
+//     credential or the app can fix, for [Config.FailureTTL] (default 5s);
+//   - token_unavailable, token_timeout and rate_limited, for a backoff of 1s that
+//     doubles per consecutive failure up to FailureTTL, or, for a 429 carrying
+//     X-Rate-Limit-Reset, until Okta's window resets (at most a minute). Their
+//     [Error.RetryAfter] says how long is left.
+//
+// [TokenSource.Invalidate], called when the vault entry is rotated or the integration
+// changes, forgets the failure, so a fixed credential works on the very next call. A
+// caller that gives up (cancelled context, own deadline) only ends its own wait: the
+// shared request runs on under the source's context and its result, not the caller's
+// error, is what is cached. insufficient_scope is remembered separately
+// ([Config.ScopeRefusalTTL]), and vault loader errors not at all.
+//
 // # Errors
 //
 // Failures are [*Error] values with a stable Code (invalid_client, insufficient_scope,
 // invalid_dpop_proof, token_timeout, token_unavailable, rate_limited, …).
 // [ClassifyResponse] maps Okta resource answers (403 insufficient_scope, 401) onto the
 // same type. No error or log line carries a secret, assertion, proof or token.
+//
+// # Metrics
+//
+// A TokenSource is a [prometheus.Collector]: quantaseal_okta_token_cache_lookups_total
+// {result="hit"|"miss"|"negative"} counts Authorize calls served from the cache, waiting
+// for a token request, or answered from the negative cache, and
+// quantaseal_okta_token_fetches_total{result="ok"|<code>|"error"} counts token fetches.
 //
 // # Headers
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/quantaseal/gateway/okta/oktaheader"
 )
@@ -54,7 +55,12 @@ type Error struct {
 	// secret (client_secret_basic): Okta's org authorization server only accepts
 	// private_key_jwt for okta.* scopes, which the caller should say.
 	ClientSecret bool
-	Err          error // underlying network or context error, if any
+	// RetryAfter, on a temporary error from [TokenSource.Authorize], is how long the
+	// source keeps answering with this error before it asks Okta again (its backoff, or
+	// Okta's X-Rate-Limit-Reset for rate_limited; see [Config.FailureTTL]). From
+	// [ClassifyResponse] it is unset. 0 means not known.
+	RetryAfter time.Duration
+	Err        error // underlying network or context error, if any
 }
 
 func (e *Error) Error() string {
@@ -79,6 +85,16 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// remembered returns the copy of a negatively cached error handed to one caller, so
+// that no caller can change what the others see. left is the time until it expires.
+func (e *Error) remembered(left time.Duration) *Error {
+	c := *e
+	if c.Temporary() {
+		c.RetryAfter = left
+	}
+	return &c
+}
 
 // Temporary reports whether retrying later may succeed without any change to the
 // credential or the app's configuration in Okta.

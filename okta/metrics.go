@@ -5,25 +5,25 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	cache    *prometheus.CounterVec
 	requests *prometheus.CounterVec
-	// cacheHit and cacheMiss are cache's two children, resolved once: Authorize
-	// counts one of them on every call.
-	cacheHit, cacheMiss prometheus.Counter
+	// cacheHit, cacheMiss and cacheNegative are cache's children, resolved once:
+	// Authorize counts one of them on every call that reaches the cache.
+	cacheHit, cacheMiss, cacheNegative prometheus.Counter
 }
 
-// Label values are bounded: result ∈ {hit, miss} for the cache, and "ok", an [Error]
-// code or "error" for token fetches. No integration or tenant id is a label.
+// Label values are bounded: result ∈ {hit, miss, negative} for the cache, and "ok",
+// an [Error] code or "error" for token fetches. No integration or tenant id is a label.
 func newMetrics() *metrics {
 	m := &metrics{
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quantaseal_okta_token_cache_lookups_total",
-			Help: "Authorize calls served from the token cache (hit) or waiting for a token request (miss).",
+			Help: "Authorize calls served from the token cache (hit), answered with a remembered token-fetch failure without a request (negative), or waiting for a token request (miss).",
 		}, []string{"result"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quantaseal_okta_token_fetches_total",
 			Help: "Token fetches (one per shared request, including the DPoP round trips and retries inside it), by result.",
 		}, []string{"result"}),
 	}
-	m.cacheHit, m.cacheMiss = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
+	m.cacheHit, m.cacheMiss, m.cacheNegative = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss"), m.cache.WithLabelValues("negative")
 	return m
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,7 +149,8 @@ func (ts *TokenSource) requestToken(ctx context.Context, key cacheKey, scopes []
 			return nil, &Error{Code: CodeInsufficientScope, Status: ans.status, Scope: strings.Join(scopes, " "), Description: oe.Description}
 		}
 		if ans.status == http.StatusTooManyRequests {
-			return nil, &Error{Code: CodeRateLimited, Status: ans.status, Description: oe.ErrorSummary}
+			return nil, &Error{Code: CodeRateLimited, Status: ans.status, Description: oe.ErrorSummary,
+				RetryAfter: rateLimitWait(ans.header, ts.cfg.Now())}
 		}
 		desc := oe.Description
 		if oe.Error != "" {
@@ -256,6 +258,25 @@ func (ts *TokenSource) post(ctx context.Context, build func(context.Context) (*h
 		return nil, &Error{Code: CodeTokenTimeout, Status: lastStatus, Err: lastErr}
 	}
 	return nil, &Error{Code: CodeTokenUnavailable, Status: lastStatus, Err: lastErr}
+}
+
+// rateLimitWait is how long until the rate-limit window of a 429 resets: Okta's
+// X-Rate-Limit-Reset (UTC epoch seconds) less its Date header, so that a skewed local
+// clock does not matter (the Go SDK computes its 429 backoff the same way, okta-api.md
+// §2), or less now without a usable Date. 0 when the header is missing, unparseable or
+// not in the future.
+func rateLimitWait(h http.Header, now time.Time) time.Duration {
+	reset, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-Rate-Limit-Reset")), 10, 64)
+	if err != nil || reset <= 0 {
+		return 0
+	}
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = d
+	}
+	if reset > now.Unix()+int64(maxRateLimitWait/time.Second) {
+		return maxRateLimitWait // also keeps the arithmetic below from overflowing
+	}
+	return max(time.Unix(reset, 0).Sub(now), 0)
 }
 
 type assertionClaims struct {

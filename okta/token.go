@@ -39,6 +39,16 @@ type Config struct {
 	// set is remembered, during which operations fall back to single-scope tokens
 	// without asking again for the whole set. Default 5m.
 	ScopeRefusalTTL time.Duration
+	// FailureTTL bounds how long a failed token fetch is remembered per integration and
+	// scope set, so that a broken credential or an unwell token endpoint does not turn
+	// every call into a token request. invalid_client, token_rejected and
+	// invalid_credential are remembered for FailureTTL; token_unavailable, token_timeout
+	// and rate_limited for a backoff that starts at 1s (or FailureTTL if shorter) and
+	// doubles per consecutive failure up to FailureTTL, except that a rate_limited answer
+	// carrying Okta's X-Rate-Limit-Reset is remembered until that reset (at most a
+	// minute). [TokenSource.Invalidate] forgets it at once. Default 5s; negative turns
+	// the negative cache off.
+	FailureTTL time.Duration
 	// Now returns the current time; nil means time.Now. Expiry arithmetic uses it;
 	// background waits use timers (so tests use testing/synctest).
 	Now func() time.Time
@@ -72,6 +82,9 @@ func (c Config) withDefaults() Config {
 	if c.ScopeRefusalTTL <= 0 {
 		c.ScopeRefusalTTL = 5 * time.Minute
 	}
+	if c.FailureTTL == 0 {
+		c.FailureTTL = DefaultFailureTTL
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -80,6 +93,10 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// DefaultFailureTTL is Config.FailureTTL's default: how long a failed token fetch is
+// remembered before the token endpoint is asked again.
+const DefaultFailureTTL = 5 * time.Second
 
 // AuthorizeInput describes one upstream Okta call that needs credentials.
 type AuthorizeInput struct {
@@ -143,6 +160,9 @@ type entry struct {
 	stop       chan struct{} // closed when the entry is dropped
 	refused    error         // invalid_scope for this scope set …
 	refusedTo  time.Time     // … remembered until then
+	failed     *Error        // the last fetch's failure (negative cache) …
+	failedTo   time.Time     // … remembered until then
+	failures   int           // consecutive temporary failures, for the backoff
 }
 
 type flight struct {
@@ -165,6 +185,15 @@ const (
 	tokenPath       = "/oauth2/v1/token"
 	maxResponseBody = 1 << 20
 	defaultLifetime = time.Hour // Okta's fixed lifetime, used if expires_in is missing
+
+	// firstFailureBackoff is how long the first temporary token-endpoint failure is
+	// remembered; it doubles per consecutive failure up to Config.FailureTTL.
+	firstFailureBackoff = time.Second
+	// maxRateLimitWait caps how long a rate_limited answer is remembered when its
+	// X-Rate-Limit-Reset lies further ahead. Okta's token-endpoint limit is per second
+	// (okta-api.md §2), so a reset minutes or years away is a bad clock or a proxy's
+	// invention, and must not lock an integration out for that long.
+	maxRateLimitWait = time.Minute
 )
 
 // NewTokenSource returns a TokenSource. Call Close when done with it.
@@ -198,9 +227,10 @@ func (ts *TokenSource) Close() error {
 	return nil
 }
 
-// Invalidate drops every cached token and the DPoP key of an integration, for instance
-// after its credential was rotated or Okta answered 401 invalid_token. A request in
-// flight completes for its waiters but is not cached.
+// Invalidate drops every cached token, remembered failure and the DPoP key of an
+// integration, for instance after its credential was rotated, its configuration
+// changed, or Okta answered 401 invalid_token: the next Authorize asks Okta again at
+// once. A request in flight completes for its waiters but is not cached.
 func (ts *TokenSource) Invalidate(integrationID string) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -263,6 +293,12 @@ func (ts *TokenSource) token(ctx context.Context, key cacheKey, scopes []string,
 		ts.metrics.cacheHit.Inc()
 		return tok, nil
 	}
+	if e.failed != nil && now.Before(e.failedTo) {
+		err := e.failed.remembered(e.failedTo.Sub(now))
+		ts.mu.Unlock()
+		ts.metrics.cacheNegative.Inc()
+		return nil, err
+	}
 	ts.metrics.cacheMiss.Inc()
 	if e.refused != nil && now.Before(e.refusedTo) {
 		err := e.refused
@@ -276,6 +312,10 @@ func (ts *TokenSource) token(ctx context.Context, key cacheKey, scopes []string,
 	ts.mu.Unlock()
 	select {
 	case <-f.done:
+		if oe, ok := f.err.(*Error); ok { // each waiter gets its own copy
+			c := *oe
+			return nil, &c
+		}
 		return f.tok, f.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -301,18 +341,52 @@ func (ts *TokenSource) startFlightLocked(e *entry) *flight {
 			switch {
 			case err == nil:
 				e.tok, e.refused, e.used = tok, nil, false
+				e.failed, e.failures = nil, 0
 				if !tok.expiresAt.IsZero() && !e.refreshing && !ts.closed {
 					e.refreshing = true
 					ts.wg.Go(func() { ts.refreshLoop(e) })
 				}
 			case errors.As(err, &oe) && oe.Code == CodeInsufficientScope:
 				e.refused, e.refusedTo = err, ts.cfg.Now().Add(ts.cfg.ScopeRefusalTTL)
+			case errors.As(err, &oe):
+				ts.rememberFailureLocked(e, oe)
 			}
 		}
 		f.tok, f.err = tok, err
 		close(f.done)
 	})
 	return f
+}
+
+// rememberFailureLocked stores a failed fetch's error in e's negative cache, for the
+// codes and times Config.FailureTTL names, and sets RetryAfter on temporary errors for
+// the flight's waiters. Other failures are not remembered: insufficient_scope has its
+// own memory, invalid_dpop_proof may clear with the next nonce, and a failing vault
+// loader (not an [*Error]) sent nothing to Okta. A caller's own cancellation never
+// gets here: flights run under the source's context, not a caller's. ts.mu must be held.
+func (ts *TokenSource) rememberFailureLocked(e *entry, oe *Error) {
+	if ts.cfg.FailureTTL < 0 {
+		return
+	}
+	var ttl time.Duration
+	switch oe.Code {
+	case CodeInvalidClient, CodeTokenRejected, CodeInvalidCredential:
+		ttl, e.failures = ts.cfg.FailureTTL, 0
+	case CodeTokenUnavailable, CodeTokenTimeout, CodeRateLimited:
+		ttl = min(firstFailureBackoff, ts.cfg.FailureTTL)
+		for range min(e.failures, 30) {
+			ttl = min(2*ttl, ts.cfg.FailureTTL)
+		}
+		e.failures++
+		if oe.Code == CodeRateLimited && oe.RetryAfter > 0 {
+			ttl = min(oe.RetryAfter, maxRateLimitWait)
+		}
+		oe.RetryAfter = ttl
+	default:
+		return
+	}
+	c := *oe // the caller that triggered the fetch owns oe
+	e.failed, e.failedTo = &c, ts.cfg.Now().Add(ttl)
 }
 
 // refreshLoop is the one goroutine per cached token that renews it before it expires,
@@ -373,8 +447,14 @@ func (ts *TokenSource) refreshLoop(e *entry) {
 				ts.mu.Unlock()
 				return
 			}
-			// Try again after a quarter of the remaining lifetime (at least a second).
+			// Try again after a quarter of the remaining lifetime (at least a second),
+			// and not while the failure is remembered.
 			at = now.Add(max(tok.expiresAt.Sub(now)/4, time.Second))
+			ts.mu.Lock()
+			if e.failed != nil && e.failedTo.After(at) {
+				at = e.failedTo
+			}
+			ts.mu.Unlock()
 		}
 		ts.mu.Lock()
 		same := e.tok == tok

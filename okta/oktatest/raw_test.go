@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +222,62 @@ func TestRawDPoPBinding(t *testing.T) {
 		{"htu with query", "GET", "/api/v1/users?limit=1", map[string]string{"Authorization": "DPoP " + tok.AccessToken, "DPoP": proof(keyA, "GET", users+"?limit=1", "", tok.AccessToken)}, "", 400, "", "'htu' claim"},
 		{"bound key", "GET", "/api/v1/users?limit=1", map[string]string{"Authorization": "DPoP " + tok.AccessToken, "DPoP": proof(keyA, "GET", users, "", tok.AccessToken)}, "", 200, oktatest.UserAlice, ""},
 	})
+}
+
+// TestRawTokenRateLimit: with TokenRateLimit, token requests beyond the window's
+// allowance get 429 E0000047 with the token bucket's X-Rate-Limit-* headers (API calls
+// are counted apart), and the next window allows them again.
+func TestRawTokenRateLimit(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	srv := oktatest.New(t, oktatest.Options{TokenRateLimit: 2, RateLimit: 1, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}})
+	srv.AddClient(oktatest.Client{ID: "0oa2", Secret: "right", GrantedScopes: []string{oktatest.ScopeUsersRead}})
+	post := func() (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL()+"/oauth2/v1/token", strings.NewReader("grant_type=client_credentials&scope=okta.users.read"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("0oa2", "right")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(body)
+	}
+	reset := strconv.FormatInt(now.Add(time.Minute).Unix(), 10)
+	tests := []struct {
+		advance    time.Duration
+		wantStatus int
+		remaining  string
+		reset      string
+	}{
+		{0, 200, "1", reset},
+		{10 * time.Second, 200, "0", reset},
+		{20 * time.Second, 429, "0", reset},
+		{30 * time.Second, 200, "1", strconv.FormatInt(now.Add(2*time.Minute).Unix(), 10)}, // a new window from here
+	}
+	for i, tt := range tests {
+		mu.Lock()
+		now = now.Add(tt.advance)
+		mu.Unlock()
+		status, h, body := post()
+		if status != tt.wantStatus || h.Get("X-Rate-Limit-Limit") != "2" || h.Get("X-Rate-Limit-Remaining") != tt.remaining ||
+			h.Get("X-Rate-Limit-Reset") != tt.reset || h.Get("Date") == "" {
+			t.Errorf("request %d: %d %v, want %d remaining %s reset %s", i, status, h, tt.wantStatus, tt.remaining, tt.reset)
+		}
+		if status == 429 && !strings.Contains(body, `"errorCode":"E0000047"`) {
+			t.Errorf("request %d: 429 body %s", i, body)
+		}
+	}
+	if got := srv.TokenRequests(); got != len(tests) {
+		t.Errorf("TokenRequests = %d, want %d (a refused request reached the endpoint)", got, len(tests))
+	}
 }

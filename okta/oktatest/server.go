@@ -45,6 +45,11 @@ type Options struct {
 	// window; once spent, calls get 429 E0000047. 0 means unlimited (the headers still
 	// advertise a limit of 600).
 	RateLimit int
+	// TokenRateLimit is the number of token requests allowed per 60-second window,
+	// counted apart from API calls (Okta's /oauth2/v1/token bucket, okta-api.md §2–§3);
+	// once spent, token requests get 429 E0000047 with that window's X-Rate-Limit-*
+	// headers. 0 means unlimited.
+	TokenRateLimit int
 	// TokenFailures makes the first N token requests answer 503.
 	TokenFailures int
 	// TokenDelay delays every token request (or until the client gives up).
@@ -85,18 +90,20 @@ type Server struct {
 	origin string
 	opts   Options
 
-	mu            sync.Mutex
-	requests      []Request
-	tokenRequests int
-	tokenFailures int
-	clients       map[string]*Client
-	apiTokens     map[string]bool
-	tokens        map[string]*issuedToken
-	seenJTI       map[string]bool // client assertion and DPoP proof jti values
-	nonce         string
-	rlWindowStart time.Time
-	rlUsed        int
-	data          *dataset
+	mu             sync.Mutex
+	requests       []Request
+	tokenRequests  int
+	tokenFailures  int
+	clients        map[string]*Client
+	apiTokens      map[string]bool
+	tokens         map[string]*issuedToken
+	seenJTI        map[string]bool // client assertion and DPoP proof jti values
+	nonce          string
+	rlWindowStart  time.Time
+	rlUsed         int
+	tokWindowStart time.Time
+	tokUsed        int
+	data           *dataset
 }
 
 type issuedToken struct {
@@ -238,6 +245,20 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	remaining := max(limit-s.rlUsed, 0)
 	reset := s.rlWindowStart.Add(time.Minute).Unix()
+	if isToken && s.opts.TokenRateLimit > 0 {
+		if now.Sub(s.tokWindowStart) >= time.Minute || s.tokWindowStart.IsZero() {
+			s.tokWindowStart, s.tokUsed = now, 0
+		}
+		limit = s.opts.TokenRateLimit
+		if s.tokUsed >= limit {
+			limited = true
+			s.tokenRequests++ // it reached the token endpoint, which refused it
+		} else {
+			s.tokUsed++
+		}
+		remaining = max(limit-s.tokUsed, 0)
+		reset = s.tokWindowStart.Add(time.Minute).Unix()
+	}
 	s.mu.Unlock()
 
 	h := w.Header()
