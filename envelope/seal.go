@@ -62,6 +62,16 @@ func seal(in SealInput, encapsSeed, nonce []byte, hedged bool) (*Envelope, []byt
 	if err := in.validate(); err != nil {
 		return nil, nil, err
 	}
+	// The fixed-size byte members share one allocation (each slice capped at its own
+	// length, so an append by a caller cannot run into its neighbour).
+	fixed := make([]byte, KEMCiphertextSize+NonceSize+SignatureSize+HMACSize)
+	kemCT := fixed[:KEMCiphertextSize:KEMCiphertextSize]
+	fixed = fixed[KEMCiphertextSize:]
+	nonceCopy := fixed[:NonceSize:NonceSize]
+	copy(nonceCopy, nonce)
+	fixed = fixed[NonceSize:]
+	pqcSig := fixed[:SignatureSize:SignatureSize]
+	hmacSig := fixed[SignatureSize : SignatureSize : SignatureSize+HMACSize]
 	e := &Envelope{
 		Version:      Version,
 		Success:      in.Status >= 200 && in.Status <= 299,
@@ -70,8 +80,8 @@ func seal(in SealInput, encapsSeed, nonce []byte, hedged bool) (*Envelope, []byt
 		IssuedAt:     in.IssuedAt.UTC().Truncate(time.Second).Format(issuedAtLayout),
 		AuditEventID: in.AuditEventID,
 		Encrypted: Encrypted{
-			CiphertextKEM: make([]byte, KEMCiphertextSize),
-			Nonce:         append([]byte(nil), nonce...),
+			CiphertextKEM: kemCT,
+			Nonce:         nonceCopy,
 			TenantID:      in.TenantID,
 			KeyID:         in.Recipient.KeyID(),
 			Algorithm:     KEMAlgorithm,
@@ -98,11 +108,11 @@ func seal(in SealInput, encapsSeed, nonce []byte, hedged bool) (*Envelope, []byt
 	aead.Seal(m[off:off], e.Encrypted.Nonce, in.Plaintext, additionalData(in.TenantID, e.Encrypted.KeyID))
 	e.Encrypted.CiphertextData = m[off : off+dataLen : off+dataLen]
 
-	e.Signature.PQCSignature = make([]byte, SignatureSize)
+	e.Signature.PQCSignature = pqcSig
 	if err := signTo(in.Signer, m, hedged, e.Signature.PQCSignature); err != nil {
 		return nil, nil, fmt.Errorf("envelope: seal: ML-DSA-65 sign: %w", err)
 	}
-	e.Signature.HMACSignature = hmacSum(in.HMACKey, m)
+	e.Signature.HMACSignature = hmacAppend(hmacSig, in.HMACKey, m)
 	return e, m, nil
 }
 
@@ -125,9 +135,9 @@ func (in *SealInput) validate() error {
 	}
 	// JSON cannot carry invalid UTF-8 (encoders replace it with U+FFFD), so such a
 	// string would be signed as one value and delivered as another.
-	for name, v := range map[string]string{"TenantID": in.TenantID, "Next": in.Next, "AuditEventID": in.AuditEventID} {
-		if !utf8.ValidString(v) {
-			errs = append(errs, fmt.Errorf("%s is not valid UTF-8", name))
+	for _, f := range [...]struct{ name, v string }{{"TenantID", in.TenantID}, {"Next", in.Next}, {"AuditEventID", in.AuditEventID}} {
+		if !utf8.ValidString(f.v) {
+			errs = append(errs, fmt.Errorf("%s is not valid UTF-8", f.name))
 		}
 	}
 	if in.IssuedAt.IsZero() {
@@ -176,8 +186,11 @@ func signTo(k *SigningKey, m []byte, hedged bool, sig []byte) error {
 	return mldsa65.SignTo(k.sk, m, []byte(mldsaContext), hedged, sig)
 }
 
-func hmacSum(k *HMACKey, m []byte) []byte {
+func hmacSum(k *HMACKey, m []byte) []byte { return hmacAppend(nil, k, m) }
+
+// hmacAppend appends HMAC-SHA-512(k, m) to dst.
+func hmacAppend(dst []byte, k *HMACKey, m []byte) []byte {
 	mac := hmac.New(sha512.New, k.key.Bytes())
 	mac.Write(m)
-	return mac.Sum(nil)
+	return mac.Sum(dst)
 }

@@ -3,7 +3,9 @@
 // Each chain has a head row in audit_chains. [Store.AppendBatch] locks the head rows of
 // a batch's chains with SELECT … FOR UPDATE in chain-id order, so any number of gateway
 // processes can append to one database without forking a chain or deadlocking; the
-// events go in with COPY and the whole batch commits in one transaction. UNIQUE
+// events go in with one INSERT … SELECT FROM unnest(…) (pipelined with the head update,
+// unlike COPY, which needs round trips of its own) and the whole batch commits in one
+// transaction. UNIQUE
 // (chain_id, seq) and UNIQUE (chain_id, prev_hash) back this up in the schema. The
 // migrations are embedded and applied by [New] through internal/pgmigrate.
 package pgstore
@@ -15,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,7 +66,27 @@ type buildError struct{ err error }
 func (e *buildError) Error() string { return e.err.Error() }
 func (e *buildError) Unwrap() error { return e.err }
 
-// AppendBatch implements [audit.Store].
+// Statements of the append path. pgx's default statement cache prepares each once
+// per connection; the arrays make one statement (and one round trip, pipelined) serve
+// a whole batch.
+const (
+	insertChainsSQL = `INSERT INTO audit_chains (chain_id, tenant_id)
+		SELECT c, t FROM unnest($1::text[], $2::text[]) AS u(c, t) ORDER BY c
+		ON CONFLICT (chain_id) DO NOTHING`
+	lockHeadsSQL    = `SELECT ` + headCols + ` FROM audit_chains WHERE chain_id = ANY($1) ORDER BY chain_id FOR UPDATE`
+	insertEventsSQL = `INSERT INTO audit_events
+		(id, chain_id, seq, tenant_id, integration_id, time, prev_hash, hash, body)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+			$6::timestamptz[], $7::text[], $8::text[], $9::text[])`
+	advanceHeadsSQL = `UPDATE audit_chains c SET head_seq = u.seq, head_hash = u.hash
+		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(chain_id, seq, hash)
+		WHERE c.chain_id = u.chain_id`
+)
+
+// AppendBatch implements [audit.Store]. Besides BEGIN and COMMIT it takes two round
+// trips: one pipelined batch creates the missing chains and locks the heads, and after
+// build another inserts every event and advances every head (a checkpoint in the batch,
+// at most every CheckpointEvery events, adds its own statements).
 func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build audit.BuildFunc) error {
 	ids := make([]string, len(chains))
 	tenants := make([]string, len(chains))
@@ -70,18 +94,15 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		ids[i], tenants[i] = c.ID, c.TenantID
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_chains (chain_id, tenant_id)
-			SELECT c, t FROM unnest($1::text[], $2::text[]) AS u(c, t) ORDER BY c
-			ON CONFLICT (chain_id) DO NOTHING`, ids, tenants); err != nil {
+		var heads []audit.Head
+		var lock pgx.Batch
+		lock.Queue(insertChainsSQL, ids, tenants)
+		lock.Queue(lockHeadsSQL, ids).Query(func(rows pgx.Rows) error {
+			var err error
+			heads, err = scanHeads(rows)
 			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT chain_id, tenant_id, head_seq, head_hash, checkpoint_seq, checkpoint_time
-			FROM audit_chains WHERE chain_id = ANY($1) ORDER BY chain_id FOR UPDATE`, ids)
-		if err != nil {
-			return err
-		}
-		heads, err := scanHeads(rows)
-		if err != nil {
+		})
+		if err := tx.SendBatch(ctx, &lock).Close(); err != nil {
 			return err
 		}
 		byID := make(map[string]audit.Head, len(heads))
@@ -92,32 +113,31 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		if err != nil {
 			return &buildError{err}
 		}
-		evRows := make([][]any, len(b.Events))
-		for i, e := range b.Events {
-			row, err := eventRow(e)
-			if err != nil {
-				return &buildError{err}
-			}
-			evRows[i] = row
+		var ev eventColumns
+		if err := ev.fill(b.Events); err != nil {
+			return &buildError{err}
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
-			[]string{"id", "chain_id", "seq", "tenant_id", "integration_id", "time", "prev_hash", "hash", "body"},
-			pgx.CopyFromRows(evRows)); err != nil {
+		// Advance every head to its last event in the batch.
+		last := make(map[string]int, len(heads))
+		for i, e := range b.Events {
+			last[e.ChainID] = i
+		}
+		headIDs := slices.Sorted(maps.Keys(last))
+		headSeqs := make([]int64, len(headIDs))
+		headHashes := make([]string, len(headIDs))
+		for i, id := range headIDs {
+			e := &b.Events[last[id]]
+			headSeqs[i], headHashes[i] = e.Seq, e.Hash
+		}
+		var write pgx.Batch
+		write.Queue(insertEventsSQL, ev.id, ev.chainID, ev.seq, ev.tenantID, ev.integrationID, ev.time,
+			ev.prevHash, ev.hash, ev.body)
+		write.Queue(advanceHeadsSQL, headIDs, headSeqs, headHashes)
+		if err := tx.SendBatch(ctx, &write).Close(); err != nil {
 			return err
 		}
 		for _, cp := range b.Checkpoints {
 			if err := insertCheckpoint(ctx, tx, cp); err != nil {
-				return err
-			}
-		}
-		// Advance every head to its last event in the batch.
-		last := map[string]audit.Event{}
-		for _, e := range b.Events {
-			last[e.ChainID] = e
-		}
-		for _, e := range last {
-			if _, err := tx.Exec(ctx, `UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain_id = $1`,
-				e.ChainID, e.Seq, e.Hash); err != nil {
 				return err
 			}
 		}
@@ -133,16 +153,39 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 	return nil
 }
 
-func eventRow(e audit.Event) ([]any, error) {
-	t, err := e.Timestamp()
-	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+// eventColumns holds a batch's events column by column, the parameters of insertEventsSQL.
+type eventColumns struct {
+	id, chainID, tenantID, integrationID, prevHash, hash, body []string
+	seq                                                        []int64
+	time                                                       []time.Time
+}
+
+func (c *eventColumns) fill(evs []audit.Event) error {
+	n := len(evs)
+	c.id, c.chainID, c.tenantID, c.integrationID = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	c.prevHash, c.hash, c.body = make([]string, n), make([]string, n), make([]string, n)
+	c.seq, c.time = make([]int64, n), make([]time.Time, n)
+	var lastTime string // the events of one batch share their time: parse it once
+	var t time.Time
+	for i := range evs {
+		e := &evs[i]
+		if i == 0 || e.Time != lastTime {
+			var err error
+			if t, err = e.Timestamp(); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+			lastTime = e.Time
+		}
+		// The stored body is the event's canonical (JCS) JSON with every member: plain
+		// JSON that reads back as the same Event, written without reflection.
+		body, err := audit.Canonicalize(e)
+		if err != nil {
+			return err
+		}
+		c.id[i], c.chainID[i], c.seq[i], c.tenantID[i], c.integrationID[i] = e.ID, e.ChainID, e.Seq, e.TenantID, e.IntegrationID
+		c.time[i], c.prevHash[i], c.hash[i], c.body[i] = t, e.PrevHash, e.Hash, string(body)
 	}
-	body, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
-	return []any{e.ID, e.ChainID, e.Seq, e.TenantID, e.IntegrationID, t, e.PrevHash, e.Hash, string(body)}, nil
+	return nil
 }
 
 // insertCheckpoint stores cp and advances its chain's checkpoint head, checking that cp

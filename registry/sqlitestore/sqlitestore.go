@@ -30,6 +30,11 @@ var migrations embed.FS
 // Store is a registry.Store on a *sql.DB. It does not own the database: the caller closes it.
 type Store struct {
 	db *sql.DB
+	// Statements of the per-request lookups, prepared once by New: database/sql
+	// prepares a Stmt lazily on each pooled connection and keeps it there, so a
+	// lookup no longer parses its SQL (sqlite3_prepare_v2 was 17.5% of a gateway
+	// profile).
+	lookupKey, getIntegration, listIntegrations, getTenant, getCredential, getVaultKey *sql.Stmt
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -43,7 +48,37 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 	if err := sqlitedb.Migrate(ctx, db, "registry", sub); err != nil {
 		return nil, classify("registry sqlitestore: migrate", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	for _, q := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.lookupKey, lookupKeySQL},
+		{&s.getIntegration, getIntegrationSQL},
+		{&s.listIntegrations, listIntegrationsSQL},
+		{&s.getTenant, getTenantSQL},
+		{&s.getCredential, getCredentialSQL},
+		{&s.getVaultKey, getVaultKeySQL},
+	} {
+		st, err := db.PrepareContext(ctx, q.query)
+		if err != nil {
+			s.Close()
+			return nil, classify("registry sqlitestore: prepare", err)
+		}
+		*q.dst = st
+	}
+	return s, nil
+}
+
+// Close releases the store's prepared statements; it does not close the database.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.lookupKey, s.getIntegration, s.listIntegrations, s.getTenant, s.getCredential, s.getVaultKey} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Ping reports whether the database answers (for /readyz). Errors wrap ErrUnavailable.
@@ -173,7 +208,7 @@ func nonNil(b []byte) []byte {
 
 // GetTenant implements registry.Store.
 func (s *Store) GetTenant(ctx context.Context, tenantID string) (registry.Tenant, error) {
-	t, err := scanTenant(s.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM registry_tenants WHERE id = ?`, tenantID))
+	t, err := scanTenant(s.getTenant.QueryRowContext(ctx, tenantID))
 	if err != nil {
 		return registry.Tenant{}, classify(fmt.Sprintf("get tenant %s", tenantID), err)
 	}
@@ -246,7 +281,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k registry.APIKey) error {
 
 // LookupAPIKey implements registry.Store.
 func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (registry.APIKey, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyCols+` FROM registry_api_keys WHERE hash = ?`, nonNil(hash)))
+	k, err := scanKey(s.lookupKey.QueryRowContext(ctx, nonNil(hash)))
 	if err != nil {
 		return registry.APIKey{}, classify("lookup api key", err)
 	}
@@ -325,8 +360,7 @@ func (s *Store) CreateIntegration(ctx context.Context, in registry.Integration) 
 
 // GetIntegration implements registry.Store.
 func (s *Store) GetIntegration(ctx context.Context, tenantID, integrationID string) (registry.Integration, error) {
-	in, err := scanIntegration(s.db.QueryRowContext(ctx,
-		`SELECT `+intCols+` FROM registry_integrations WHERE tenant_id = ? AND id = ?`, tenantID, integrationID))
+	in, err := scanIntegration(s.getIntegration.QueryRowContext(ctx, tenantID, integrationID))
 	if err != nil {
 		return registry.Integration{}, classify(fmt.Sprintf("get integration %s", integrationID), err)
 	}
@@ -335,7 +369,7 @@ func (s *Store) GetIntegration(ctx context.Context, tenantID, integrationID stri
 
 // ListIntegrations implements registry.Store.
 func (s *Store) ListIntegrations(ctx context.Context, tenantID string) ([]registry.Integration, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+intCols+` FROM registry_integrations WHERE tenant_id = ? ORDER BY id`, tenantID)
+	rows, err := s.listIntegrations.QueryContext(ctx, tenantID)
 	out, err := collect(rows, err, scanIntegration)
 	return out, classify("list integrations", err)
 }
@@ -405,8 +439,7 @@ func (s *Store) PutTenantVaultKey(ctx context.Context, tenantID string, k vault.
 func (s *Store) GetTenantVaultKey(ctx context.Context, tenantID string) (vault.WrappedKey, error) {
 	var k vault.WrappedKey
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT tenant_id, key_provider, kms_key_id, encapsulation_key, wrapped_seed, created_at
-		FROM registry_vault_keys WHERE tenant_id = ?`, tenantID).
+	err := s.getVaultKey.QueryRowContext(ctx, tenantID).
 		Scan(&k.TenantID, &k.KeyProvider, &k.KMSKeyID, &k.EncapsulationKey, &k.WrappedSeed, &created)
 	if err != nil {
 		return vault.WrappedKey{}, vaultErr(classify(fmt.Sprintf("get vault key of %s", tenantID), err))
@@ -434,6 +467,17 @@ func (s *Store) PutSealedCredential(ctx context.Context, c vault.SealedCredentia
 
 const credMetaCols = `tenant_id, id, name, type, fingerprint, created_at, rotated_at`
 
+// The statements New prepares.
+const (
+	getTenantSQL        = `SELECT ` + tenantCols + ` FROM registry_tenants WHERE id = ?`
+	lookupKeySQL        = `SELECT ` + keyCols + ` FROM registry_api_keys WHERE hash = ?`
+	getIntegrationSQL   = `SELECT ` + intCols + ` FROM registry_integrations WHERE tenant_id = ? AND id = ?`
+	listIntegrationsSQL = `SELECT ` + intCols + ` FROM registry_integrations WHERE tenant_id = ? ORDER BY id`
+	getCredentialSQL    = `SELECT ` + credMetaCols + `, ciphertext FROM registry_credentials WHERE tenant_id = ? AND id = ?`
+	getVaultKeySQL      = `SELECT tenant_id, key_provider, kms_key_id, encapsulation_key, wrapped_seed, created_at
+		FROM registry_vault_keys WHERE tenant_id = ?`
+)
+
 func scanMeta(r scanner, extra ...any) (vault.CredentialMeta, error) {
 	var m vault.CredentialMeta
 	var created int64
@@ -449,8 +493,7 @@ func scanMeta(r scanner, extra ...any) (vault.CredentialMeta, error) {
 // GetSealedCredential implements vault.Store.
 func (s *Store) GetSealedCredential(ctx context.Context, tenantID, credentialID string) (vault.SealedCredential, error) {
 	var c vault.SealedCredential
-	m, err := scanMeta(s.db.QueryRowContext(ctx, `SELECT `+credMetaCols+`, ciphertext FROM registry_credentials
-		WHERE tenant_id = ? AND id = ?`, tenantID, credentialID), &c.Ciphertext)
+	m, err := scanMeta(s.getCredential.QueryRowContext(ctx, tenantID, credentialID), &c.Ciphertext)
 	if err != nil {
 		return vault.SealedCredential{}, vaultErr(classify(fmt.Sprintf("get credential %s", credentialID), err))
 	}
