@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -111,7 +113,8 @@ func requestLine(x *envoytest.Exchange) (method, path string) {
 
 // checkEvent compares an authenticated call's event with what the caller saw
 // (audit-v1.md "Event"): the final status, envelope flag, the caller as the key's public
-// id, and for state-changing calls the intent event committed before forwarding.
+// id, and for every forwarded call — reads too — the intent event committed before
+// forwarding (docs/spec/audit-v1.md "Chains").
 func (w *world) checkEvent(t *testing.T, c clientCall, e audit.Event, byID map[string]audit.Event) {
 	t.Helper()
 	if int(e.Status) != c.status {
@@ -126,17 +129,89 @@ func (w *world) checkEvent(t *testing.T, c clientCall, e audit.Event, byID map[s
 	if c.status/100 == 2 && (e.Decision != "allow" || e.Operation == "") {
 		t.Errorf("%s: event %s: decision %q operation %q for a successful call", c.desc, e.ID, e.Decision, e.Operation)
 	}
-	if e.Decision == "allow" && (e.Operation == "create_user" || e.Operation == "deactivate_user") {
-		in, ok := byID[e.IntentID]
-		switch {
-		case e.IntentID == "" || !ok:
-			t.Errorf("%s: outcome event %s of %s names intent %q, which is not in the log", c.desc, e.ID, e.Operation, e.IntentID)
-		case in.Decision != "allow" || in.Reason != "forwarded" || in.Status != 0 || in.ChainID != e.ChainID || in.Seq >= e.Seq:
-			t.Errorf("%s: intent event %+v does not precede outcome %s as audit-v1 requires", c.desc, in, e.ID)
-		}
-	} else if e.IntentID != "" {
-		t.Errorf("%s: event %s of %s has intent_id %q", c.desc, e.ID, e.Operation, e.IntentID)
+	if e.Reason == "forwarded" {
+		t.Errorf("%s: the caller received the id of intent event %s, not of the call's outcome", c.desc, e.ID)
 	}
+	// A forwarded call (decision allow, or a denial of Okta's answer such as
+	// insufficient_scope) names its intent; a call denied before forwarding has none
+	// and is a denial.
+	if e.IntentID == "" {
+		if e.Decision != "deny" {
+			t.Errorf("%s: event %s (%s %s) has no intent_id: every forwarded call needs an intent committed first", c.desc, e.ID, e.Decision, e.Reason)
+		}
+		return
+	}
+	in, ok := byID[e.IntentID]
+	switch {
+	case !ok:
+		t.Errorf("%s: outcome event %s of %s names intent %q, which is not in the log", c.desc, e.ID, e.Operation, e.IntentID)
+	case in.Decision != "allow" || in.Reason != "forwarded" || in.Status != 0 || in.IntentID != "" || in.ChainID != e.ChainID || in.Seq >= e.Seq:
+		t.Errorf("%s: intent event %+v does not precede outcome %s as audit-v1 requires", c.desc, in, e.ID)
+	case in.TenantID != e.TenantID || in.IntegrationID != e.IntegrationID || in.Operation != e.Operation || in.Caller != e.Caller ||
+		in.Method != e.Method || in.Path != e.Path || in.QuerySHA256 != e.QuerySHA256 || in.RequestSHA256 != e.RequestSHA256 || in.PolicySHA256 != e.PolicySHA256:
+		t.Errorf("%s: intent %+v and outcome %+v describe different requests", c.desc, in, e)
+	}
+}
+
+// checkCounts is the exact count of audit-v1 "Chains": every event of the export
+// belongs to exactly one call — as the event its caller received, or as the intent
+// of that event — so a call denied before forwarding has one event and a forwarded
+// call two; and every Management API request the Okta double received has its own
+// committed intent, which names the method, path, query and body it received.
+func (w *world) checkCounts(t *testing.T, calls []clientCall, events []audit.Event, byID map[string]audit.Event) {
+	t.Helper()
+	owners := map[string]int{}
+	forwarded := 0
+	for _, c := range calls {
+		e, ok := byID[c.auditID]
+		if !ok {
+			continue // reported by testAudit
+		}
+		owners[e.ID]++
+		if e.IntentID != "" {
+			owners[e.IntentID]++
+			forwarded++
+		}
+	}
+	intents := 0
+	for _, e := range events {
+		if e.Reason == "forwarded" {
+			intents++
+		}
+		if n := owners[e.ID]; n != 1 {
+			t.Errorf("event %s (seq %d, %s %s %s) belongs to %d calls, want exactly 1", e.ID, e.Seq, e.Operation, e.Decision, e.Reason, n)
+		}
+	}
+	if want := len(calls) + forwarded; len(events) != want || intents != forwarded {
+		t.Errorf("the export holds %d events (%d intents); %d calls of which %d forwarded need exactly %d (%d intents)",
+			len(events), intents, len(calls), forwarded, want, forwarded)
+	}
+
+	type key struct{ method, path, query, body string }
+	hash := func(b []byte) string {
+		if len(b) == 0 {
+			return ""
+		}
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:])
+	}
+	committed := map[key]int{}
+	for _, e := range events {
+		if e.Reason == "forwarded" {
+			committed[key{e.Method, e.Path, e.QuerySHA256, e.RequestSHA256}]++
+		}
+	}
+	reached := apiRequests(w.okta.Requests())
+	for _, r := range reached {
+		k := key{r.Method, r.Path, hash([]byte(r.RawQuery)), hash(r.Body)}
+		if committed[k] == 0 {
+			t.Errorf("%s %s?%s reached the Okta double without a committed intent binding it", r.Method, r.Path, r.RawQuery)
+			continue
+		}
+		committed[k]--
+	}
+	t.Logf("%d calls: %d denied before forwarding (1 event each), %d forwarded (intent + outcome); %d Management API requests reached the double",
+		len(calls), len(calls)-forwarded, forwarded, len(reached))
 }
 
 // storeArgs selects the gateway's store for `quantaseal audit …`. verify also needs
@@ -223,6 +298,7 @@ func (w *world) testAudit(t *testing.T) {
 			w.checkEvent(t, c, e, byID)
 		}
 	}
+	w.checkCounts(t, calls, events, byID)
 
 	// Restart on the same store: the events and their proofs are served.
 	w.gw = startGateway(t, w.gwOpts)

@@ -239,7 +239,6 @@ func (w *world) otherTenant(t *testing.T) tenant {
 	return w.otherKeys[0]
 }
 
-
 // apiRequests returns the double's recorded requests to /api/v1 (not the token endpoint).
 func apiRequests(reqs []oktatest.Request) []oktatest.Request {
 	var out []oktatest.Request

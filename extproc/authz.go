@@ -22,8 +22,9 @@ type authorizer struct{ s *Server }
 
 // Check runs the transparent-mode pipeline for an authorization-only deployment:
 // authenticate, resolve, match, decide, inject the credential. It cannot see the
-// response, so there is no envelope, and its audit event records the decision
-// (allow/forwarded with status 0, or the denial and its status).
+// response, so there is no envelope and no outcome event: an allowed call's one
+// event is its intent (allow/forwarded with status 0), committed before the OK that
+// lets Envoy forward it; a denied call's is the denial and its status.
 func (a authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	s := a.s
 	hr := req.GetAttributes().GetRequest().GetHttp()

@@ -133,7 +133,7 @@ type AuditRecord struct {
 	ResponseSHA256 string
 	ResponseBytes  int64
 	Envelope       bool
-	IntentID       string
+	IntentID       string // an outcome event: the id of its call's intent event
 }
 
 // Recorder appends audit events.

@@ -33,12 +33,25 @@
 //
 // # Audit
 //
-// Every stream ends in exactly one committed audit event — two for state-changing
-// operations, whose intent event is committed before the request is released — and
-// a stream that ends early is recorded with reason "aborted". Appends run under
-// context.WithoutCancel with their own timeout; when one fails the client gets 503
-// and nothing is forwarded or released. The response reaches the client only after
-// its event is committed, and carries X-QuantaSeal-Audit-Event.
+// A call denied or failed before it is forwarded ends in exactly one committed audit
+// event. A call that is forwarded — read or state-changing, in both modes — has two:
+// its intent (decision allow, reason forwarded, status 0), committed before the reply
+// that releases the request upstream, and its outcome, whose intent_id names the
+// intent, committed when the answer comes (before it is released to the client) or
+// when the stream ends early (reason aborted). So nothing reaches Okta without a
+// committed event, even when the store fails or the process dies between forwarding
+// and answering (docs/spec/audit-v1.md "Chains"). The intent binds what is sent: a
+// bodiless call's intent is committed in the request_headers reply; a transparent
+// call with a body has its intent committed in the request_body reply, with
+// request_sha256, and that reply also injects the credential (Envoy holds the
+// headers until then, SEND + BUFFERED); an outbound call's intent carries the
+// rewritten method, path, query and body hash. An ext_authz Check commits the intent
+// only: the processor never sees the answer.
+//
+// Appends run under context.WithoutCancel with their own timeout, while Envoy holds
+// the message (with override_message_timeout when slow); when one fails the client
+// gets 503 and nothing is forwarded or released. The response carries the outcome's
+// id in X-QuantaSeal-Audit-Event.
 //
 // # Caching
 //

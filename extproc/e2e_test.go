@@ -306,3 +306,55 @@ func TestE2EConfigWithoutAllowAllRouting(t *testing.T) {
 		t.Errorf("%d requests reached Okta", len(reqs))
 	}
 }
+
+// TestE2ETransparentCreateUser sends a transparent call with a body through the fake
+// Envoy: Okta receives the body untouched with the real credential, and the intent,
+// committed before the release, carries the body's hash. Without allow_mode_override
+// Envoy releases the headers after the headers reply: the request then reaches the
+// upstream with neither the caller's key nor the real credential, and its answer is
+// refused (fail closed).
+func TestE2ETransparentCreateUser(t *testing.T) {
+	const body = `{"profile":{"login":"a@example.com"}}`
+	t.Run("shipped filter", func(t *testing.T) {
+		e := newE2E(t, Config{})
+		resp, got := e.do(t, "POST", "/api/v1/users?activate=false", []byte(body),
+			"Authorization", "SSWS "+testBoundKey, "Content-Type", "application/json")
+		if resp.StatusCode != 200 || string(got) != `{"id":"00unew","status":"STAGED"}` {
+			t.Fatalf("got %d %s", resp.StatusCode, got)
+		}
+		reqs, bodies := e.okta.requests()
+		if len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "Bearer "+testToken || string(bodies[0]) != body || reqs[0].Host != "acme.okta.com" {
+			t.Fatalf("upstream saw %d requests: %v %q", len(reqs), reqs[0].Header, bodies[0])
+		}
+		recs := e.rec.waitRecords(t, 2)
+		if in := recs[0]; in.Reason != "forwarded" || in.RequestSHA256 != sha256Hex([]byte(body)) {
+			t.Errorf("intent %+v", in)
+		}
+		if out := recs[1]; out.IntentID != e.rec.ids[0] || out.Status != 200 || resp.Header.Get("X-Quantaseal-Audit-Event") != e.rec.ids[1] {
+			t.Errorf("outcome %+v", out)
+		}
+		e.checkStats(t)
+	})
+	t.Run("mode_override not honoured", func(t *testing.T) {
+		e := newE2E(t, Config{}, func(f *extprocfilterv3.ExternalProcessor) { f.AllowModeOverride = false })
+		resp, got := e.do(t, "POST", "/api/v1/users?activate=false", []byte(body),
+			"Authorization", "SSWS "+testBoundKey, "Content-Type", "application/json")
+		if resp.StatusCode != 503 {
+			t.Errorf("got %d %s, want 503", resp.StatusCode, got)
+		}
+		reqs, _ := e.okta.requests()
+		if len(reqs) != 1 {
+			t.Fatalf("%d upstream requests; this case is meant to show the early release", len(reqs))
+		}
+		for _, r := range reqs {
+			if a := r.Header.Get("Authorization"); a != "" {
+				t.Errorf("a request released before its intent carried Authorization %q", a)
+			}
+		}
+		for _, r := range e.rec.records() {
+			if r.Reason == "forwarded" || r.Decision == "allow" {
+				t.Errorf("record %+v for a call that was never admitted", r)
+			}
+		}
+	})
+}

@@ -191,7 +191,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if len(e.rec.records()) != 1 {
-		t.Errorf("records %d", len(e.rec.records()))
+	if len(e.rec.records()) != 2 {
+		t.Errorf("records %d, want intent and outcome", len(e.rec.records()))
 	}
 }

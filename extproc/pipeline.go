@@ -48,9 +48,10 @@ type call struct {
 	method      string // upstream method (as requested until rewritten)
 	path, query string // upstream path without query, and the raw query
 	requestSHA  string
+	querySHA    [2]string // {query, its hex SHA-256}: a forwarded call's two events hash it once
 	policySHA   string
 	scopes      []string // of every operation the integration allows (allowedScopes); read-only
-	intentID    string
+	intentID    string   // the committed intent event of a forwarded call; outcome events name it
 	start       time.Time
 }
 
@@ -71,7 +72,10 @@ func (c *call) audit(decision, reason string, status int) AuditRecord {
 		IntentID:      c.intentID,
 	}
 	if c.query != "" {
-		r.QuerySHA256 = sha256Hex([]byte(c.query))
+		if c.querySHA[0] != c.query || c.querySHA[1] == "" {
+			c.querySHA = [2]string{c.query, sha256Hex([]byte(c.query))}
+		}
+		r.QuerySHA256 = c.querySHA[1]
 	}
 	return r
 }

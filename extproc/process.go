@@ -40,23 +40,28 @@ type stream struct {
 	ctx context.Context
 	call
 
-	source        string // authlimit source key from Envoy's source.address, or ""
-	started       bool   // request_headers seen
-	allowed       bool   // the policy allowed the call (it may have been forwarded)
-	done          bool   // the final audit event is committed (or an ImmediateResponse was sent)
-	overrideSent  bool   // override_message_timeout already sent for the current message
-	envelope      bool   // the response body is replaced by an envelope
-	hashResponse  bool   // the response body is buffered for response_sha256 only
-	outboundBody  bool   // outbound: the request body was handled
+	source        string        // authlimit source key from Envoy's source.address, or ""
+	started       bool          // request_headers seen
+	allowed       bool          // the intent event is committed and the request released (it may have been forwarded)
+	pendingBody   bool          // transparent call with a body: intent and credential wait for the request_body
+	authz         Authorization // the credential of a pendingBody call, injected in the body reply
+	done          bool          // the final audit event is committed (or an ImmediateResponse was sent)
+	overrideSent  bool          // override_message_timeout already sent for the current message
+	envelope      bool          // the response body is replaced by an envelope
+	hashResponse  bool          // the response body is buffered for response_sha256 only
+	outboundBody  bool          // outbound: the request body was handled
 	reqHeaders    headerList
 	respHeaders   headerList
 	callerOrigin  string
 	reqHash       hash.Hash
-	upstreamState int // upstream :status, 0 until response headers
+	reqBytes      int64 // request body bytes hashed so far
+	upstreamState int   // upstream :status, 0 until response headers
+	slow          slowTimer
 }
 
-// Process implements the ext_proc ExternalProcessor service. A stream ends in exactly
-// one committed audit event (two for state-changing operations); a denial is an
+// Process implements the ext_proc ExternalProcessor service. A stream denied or failed
+// before forwarding ends in exactly one committed audit event; a forwarded one in two,
+// its intent (committed before the request is released) and its outcome; a denial is an
 // ImmediateResponse with a status ≥ 400, never an OK close that Envoy would treat as
 // "continue unprocessed" (envoy-extproc.md §10 item 2).
 func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
@@ -64,6 +69,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	defer s.metrics.streams.Dec()
 	st := &stream{s: s, srv: srv, ctx: srv.Context(), call: call{api: apiExtProc, start: time.Now()}}
 	defer st.abort()
+	defer st.slow.stop()
 	for {
 		req, err := srv.Recv()
 		if err != nil {
@@ -75,6 +81,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			return err
 		}
 		st.overrideSent = false
+		st.slow.received = time.Now()
 		resp, err := st.handle(req)
 		if err != nil {
 			return err
@@ -113,48 +120,89 @@ func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processin
 	return nil, status.Error(codes.Unimplemented, "extproc: unsupported ProcessingRequest")
 }
 
-// slowly runs f; if it has not finished after Config.OverrideAfter, a reply carrying
-// only override_message_timeout is sent first (once per message: Envoy honours one
-// per state), and the real reply follows as a separate message (envoy-extproc.md §5
-// "Timeouts", §10 item 10).
+// slowTimer sends override_message_timeout for a slow step. One timer serves the
+// whole stream (it is re-armed per step, not re-allocated), so the fast path of a
+// step — a cached key, integration or token, a group-committed audit event — costs
+// no allocation.
+type slowTimer struct {
+	received time.Time // when the current message arrived: Envoy's timer runs per message
+	timer    *time.Timer
+	mu       sync.Mutex
+	armed    bool // a step is running: the timer may send
+	sent     bool // the timer sent the override during the current message
+}
+
+func (t *slowTimer) stop() {
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+// slowly runs f; if the current message has not been answered after
+// Config.OverrideAfter (counted from its arrival, as Envoy's per-message timer is),
+// a reply carrying only override_message_timeout is sent first (once per message:
+// Envoy honours one per state), and the real reply follows as a separate message
+// (envoy-extproc.md §5 "Timeouts", §10 item 10).
 //
-// f runs on the calling goroutine and the override is sent from a timer, so a step
-// that finishes quickly (a cached API key, integration or token) costs no goroutine
-// and no channel. The timer's Send never overlaps the stream's next Send: slowly
-// returns only after the timer has either been stopped or finished sending.
+// f runs on the calling goroutine and the override is sent from the stream's timer,
+// so a step that finishes quickly costs no goroutine and no channel. The timer's Send
+// never overlaps the stream's next Send: slowly returns only after the timer has
+// been disarmed under the lock its Send holds.
 func slowly[T any](st *stream, f func() (T, error)) (T, error) {
 	if st.overrideSent {
 		return f()
 	}
-	var (
-		mu       sync.Mutex
-		finished bool // f returned: the timer must not send
-		sent     bool // the timer sent the override
-	)
-	t := time.AfterFunc(st.s.cfg.OverrideAfter, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if finished {
-			return
-		}
-		sent = true
-		err := st.srv.Send(&extprocv3.ProcessingResponse{
-			OverrideMessageTimeout: durationpb.New(st.s.cfg.MessageTimeoutOverride),
-		})
-		if err != nil {
-			st.s.log.LogAttrs(st.ctx, slog.LevelDebug, "send override_message_timeout failed",
-				slog.String("request_id", st.requestID), slog.String("error", err.Error()))
-		}
-	})
+	t := &st.slow
+	wait := st.s.cfg.OverrideAfter - time.Since(t.received)
+	if wait <= 0 {
+		// Earlier steps of this message used the budget: ask for more now.
+		st.overrideSent = true
+		st.sendOverride()
+		return f()
+	}
+	t.mu.Lock()
+	t.armed = true
+	t.mu.Unlock()
+	if t.timer == nil {
+		t.timer = time.AfterFunc(wait, st.overrideFromTimer)
+	} else {
+		t.timer.Reset(wait)
+	}
 	v, err := f()
-	t.Stop()
-	mu.Lock()
-	finished = true
-	if sent {
+	t.timer.Stop()
+	t.mu.Lock()
+	t.armed = false
+	if t.sent {
+		t.sent = false
 		st.overrideSent = true
 	}
-	mu.Unlock()
+	t.mu.Unlock()
 	return v, err
+}
+
+// overrideFromTimer is the stream timer's function. A firing left over from an
+// earlier step finds the timer disarmed, or sends for the step now running, which
+// is as early as that step may need it.
+func (st *stream) overrideFromTimer() {
+	t := &st.slow
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.armed || t.sent {
+		return
+	}
+	t.sent = true
+	st.sendOverride()
+}
+
+// sendOverride sends the reply that holds only override_message_timeout.
+func (st *stream) sendOverride() {
+	err := st.srv.Send(&extprocv3.ProcessingResponse{
+		OverrideMessageTimeout: durationpb.New(st.s.cfg.MessageTimeoutOverride),
+	})
+	if err != nil {
+		st.s.log.LogAttrs(st.ctx, slog.LevelDebug, "send override_message_timeout failed",
+			slog.String("request_id", st.requestID), slog.String("error", err.Error()))
+	}
 }
 
 // bodyModes is the per-request mode_override: request body buffered (outbound
@@ -304,7 +352,7 @@ func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Process
 	if err := decide(&st.call); err != nil {
 		return st.rejectErr(err)
 	}
-	authz, err := st.admit()
+	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
 	if err != nil {
 		return st.rejectErr(err)
 	}
@@ -321,33 +369,35 @@ func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Process
 		respMode = extprocfilterv3.ProcessingMode_BUFFERED
 	}
 	sets, removes := injectHeaders(&st.call, authz, l, set)
+	if !m.GetEndOfStream() {
+		// A body follows. Its intent must carry request_sha256, so it is committed in
+		// the request_body reply, and the credential is injected there too: with
+		// SEND + BUFFERED Envoy holds the headers until that reply and applies its
+		// header mutation (envoy-extproc.md §3). Should Envoy release the headers
+		// earlier (the mode_override not honoured), they leave without the caller's
+		// key and without the real credential, and the early response is refused.
+		st.pendingBody = true
+		st.authz = authz
+		if _, n := l.get("authorization"); n > 0 {
+			removes = append(removes, "authorization") // set again in the body reply
+		}
+		return requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: headerMutation(nil, removes)}, bodyModes(respMode)), nil
+	}
+	if f := st.admit(); f != nil {
+		return st.reject(f)
+	}
 	resp := requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, removes)}, bodyModes(respMode))
 	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
 	return resp, nil
 }
 
-// admit runs the last steps before a request may go upstream, in both modes: it
-// obtains the credential to inject and commits the intent event of a state-changing
-// operation. After it succeeds the call counts as allowed.
-func (st *stream) admit() (Authorization, error) {
-	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
-	if err != nil {
-		return Authorization{}, err
-	}
-	if f := st.intent(); f != nil {
-		return Authorization{}, f
-	}
-	st.allowed = true
-	return authz, nil
-}
-
-// intent commits the intent event of a state-changing call before it is forwarded
-// (audit-v1.md "Chains"). It is committed before the reply that releases the request,
-// whatever the body mode.
-func (st *stream) intent() *failure {
-	if !st.op.StateChanging {
-		return nil
-	}
+// admit commits the intent event of a call — decision allow, reason forwarded,
+// status 0 — and marks it allowed. It is the last step before the reply that
+// releases the request upstream, in both modes and for every operation, reads
+// included, so that nothing is forwarded without a committed event (audit-v1.md
+// "Chains"); the outcome event names it in intent_id. It runs while Envoy holds the
+// request, under the slow-step override.
+func (st *stream) admit() *failure {
 	id, err := slowly(st, func() (string, error) {
 		return st.s.record(st.ctx, st.audit(decisionAllow, ReasonForwarded, 0))
 	})
@@ -355,6 +405,7 @@ func (st *stream) intent() *failure {
 		return fail(CodeUnavailable, err)
 	}
 	st.intentID = id
+	st.allowed = true
 	return nil
 }
 
@@ -370,7 +421,15 @@ func (st *stream) onRequestBody(m *extprocv3.HttpBody) (*extprocv3.ProcessingRes
 			st.reqHash = sha256.New()
 		}
 		st.reqHash.Write(m.GetBody())
-		if m.GetEndOfStream() {
+		st.reqBytes += int64(len(m.GetBody()))
+		if st.pendingBody {
+			// BUFFERED: this one message is the whole body (end_of_stream is false only
+			// when trailers follow, and those are skipped).
+			st.pendingBody = false
+			return st.releaseBody()
+		}
+		if m.GetEndOfStream() && st.reqBytes > 0 {
+			// Only reached when the body is not BUFFERED (more than one message).
 			st.requestSHA = hex.EncodeToString(st.reqHash.Sum(nil))
 		}
 		return requestBodyReply(nil), nil
@@ -379,6 +438,23 @@ func (st *stream) onRequestBody(m *extprocv3.HttpBody) (*extprocv3.ProcessingRes
 		return st.reject(fail(CodeUnavailable, errors.New("request body without request headers")))
 	}
 	return requestBodyReply(nil), nil
+}
+
+// releaseBody commits the intent of a transparent call with a body, bound to the
+// body's hash, and injects the credential in the body reply that releases it.
+func (st *stream) releaseBody() (*extprocv3.ProcessingResponse, error) {
+	if st.reqBytes > 0 {
+		st.requestSHA = hex.EncodeToString(st.reqHash.Sum(nil))
+	}
+	authz := st.authz
+	st.authz = Authorization{}
+	if f := st.admit(); f != nil {
+		return st.reject(f)
+	}
+	sets, _ := injectHeaders(&st.call, authz, st.reqHeaders, set)
+	resp := requestBodyReply(&extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, nil)})
+	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
+	return resp, nil
 }
 
 // outboundRequest is the documented outbound API body.
@@ -442,9 +518,14 @@ func (st *stream) outbound(body []byte) (*extprocv3.ProcessingResponse, error) {
 	if up.Body != nil {
 		st.requestSHA = sha256Hex(up.Body)
 	}
-	authz, err := st.admit()
+	authz, err := slowly(st, func() (Authorization, error) { return st.s.authorize(st.ctx, &st.call) })
 	if err != nil {
 		return st.rejectErr(err)
+	}
+	// The intent binds the rewritten request as sent upstream: method, path, query
+	// and the hash of the new body.
+	if f := st.admit(); f != nil {
+		return st.reject(f)
 	}
 
 	sets, removes := injectHeaders(&st.call, authz, st.reqHeaders, set)
@@ -670,7 +751,7 @@ func (st *stream) abort() {
 	if st.allowed {
 		decision = decisionAllow
 	}
-	if st.reqHash != nil && st.requestSHA == "" {
+	if st.reqBytes > 0 && st.requestSHA == "" {
 		st.requestSHA = hex.EncodeToString(st.reqHash.Sum(nil))
 	}
 	rec := st.audit(decision, ReasonAborted, st.upstreamState)

@@ -62,8 +62,17 @@ func TestTransparentAllowed(t *testing.T) {
 		!slices.Equal(got.Scopes, []string{"okta.logs.read", "okta.users.manage", "okta.users.read"}) {
 		t.Errorf("AuthorizeRequest = %+v", got)
 	}
-	if len(e.rec.records()) != 0 {
-		t.Fatal("a read call was audited before its response")
+	wantIntent := AuditRecord{
+		TenantID: tenantID, IntegrationID: integID, Operation: "list_users", Caller: "key_01TEST",
+		Method: "GET", Path: "/api/v1/users", QuerySHA256: sha256Hex([]byte("limit=1")),
+		PolicySHA256: policy.Hash(testIntegration().AllowedOperations, EnvelopeOnRequest),
+		Decision:     "allow", Reason: "forwarded", Status: 0,
+	}
+	if diff := cmp.Diff([]AuditRecord{wantIntent}, e.rec.records()); diff != "" {
+		t.Fatalf("a read must commit its intent before it is released (-want +got):\n%s", diff)
+	}
+	if got := md["audit_event_id"].GetStringValue(); got != e.rec.ids[0] {
+		t.Errorf("request metadata audit_event_id %q, want the intent %q", got, e.rec.ids[0])
 	}
 
 	resp = x.do(respHeaders(false, ":status", "200", "content-type", "application/json",
@@ -72,7 +81,7 @@ func TestTransparentAllowed(t *testing.T) {
 	if _, ok := resp.GetResponse().(*extprocv3.ProcessingResponse_ResponseHeaders); !ok {
 		t.Fatalf("reply %T, want ResponseHeaders", resp.GetResponse())
 	}
-	recs := e.rec.waitRecords(t, 1)
+	recs := e.rec.waitRecords(t, 2)
 	sets = setsOf(resp)
 	if diff := cmp.Diff([]string{`<http://127.0.0.1:10000/api/v1/users?limit=1>; rel="self"`,
 		`<http://127.0.0.1:10000/api/v1/users?after=00u2&limit=1>; rel="next"`}, sets["link"]); diff != "" {
@@ -82,22 +91,18 @@ func TestTransparentAllowed(t *testing.T) {
 	if links[0].GetAppend().GetValue() || !links[1].GetAppend().GetValue() {
 		t.Error("first link must overwrite, the second append")
 	}
-	if diff := cmp.Diff([]string{e.rec.ids[0]}, sets[hdrAuditEvent]); diff != "" {
+	if diff := cmp.Diff([]string{e.rec.ids[1]}, sets[hdrAuditEvent]); diff != "" {
 		t.Errorf("audit header (-want +got):\n%s", diff)
 	}
-	wantRec := AuditRecord{
-		TenantID: tenantID, IntegrationID: integID, Operation: "list_users", Caller: "key_01TEST",
-		Method: "GET", Path: "/api/v1/users", QuerySHA256: sha256Hex([]byte("limit=1")),
-		PolicySHA256: policy.Hash(testIntegration().AllowedOperations, EnvelopeOnRequest),
-		Decision:     "allow", Reason: "ok", Status: 200,
-	}
-	if diff := cmp.Diff(wantRec, recs[0]); diff != "" {
+	wantRec := wantIntent
+	wantRec.Reason, wantRec.Status, wantRec.IntentID = "ok", 200, e.rec.ids[0]
+	if diff := cmp.Diff([]AuditRecord{wantIntent, wantRec}, recs); diff != "" {
 		t.Errorf("audit (-want +got):\n%s", diff)
 	}
 	x.close()
 	time.Sleep(20 * time.Millisecond)
-	if n := len(e.rec.records()); n != 1 {
-		t.Errorf("a completed stream recorded %d events, want exactly 1", n)
+	if n := len(e.rec.records()); n != 2 {
+		t.Errorf("a completed stream recorded %d events, want exactly 2 (intent, outcome)", n)
 	}
 }
 
@@ -160,8 +165,9 @@ func TestDenials(t *testing.T) {
 			headers: get("/api/v1/users", "x-api-key", testKey), status: 503, code: "unavailable", audited: true, noIntegID: true},
 		{name: "audit store down", setup: func(e *env) { e.rec.err = errStoreDown },
 			headers: get("/api/v1/groups", "x-api-key", testBoundKey), status: 503, code: "unavailable", audited: false},
+		// The intent of an allowed read cannot be committed: nothing is forwarded.
 		{name: "audit store down on an allowed call", setup: func(e *env) { e.rec.err = errStoreDown },
-			headers: get("/api/v1/users", "x-api-key", testBoundKey), status: 0, code: "", audited: false},
+			headers: get("/api/v1/users", "x-api-key", testBoundKey), status: 503, code: "unavailable", audited: false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,14 +177,6 @@ func TestDenials(t *testing.T) {
 			}
 			x := e.open(t)
 			resp := x.do(reqHeaders(true, tc.headers...))
-			if tc.status == 0 {
-				// A read call is audited at the response: an audit failure there is 503.
-				if resp.GetImmediateResponse() != nil {
-					t.Fatalf("denied before the response: %v", resp)
-				}
-				resp = x.do(respHeaders(true, ":status", "200"))
-				tc.status, tc.code = 503, "unavailable"
-			}
 			status, body := mustImmediate(t, resp)
 			if status != tc.status || body.Error != tc.code {
 				t.Fatalf("got %d %q, want %d %q (%s)", status, body.Error, tc.status, tc.code, body.Message)
@@ -221,6 +219,27 @@ func TestDenials(t *testing.T) {
 	}
 }
 
+// TestOutcomeCommitFails: the intent is committed and the call forwarded, then the
+// store fails. The answer is withheld (503, no audit id) and the intent stays as the
+// evidence of a call whose outcome is unknown.
+func TestOutcomeCommitFails(t *testing.T) {
+	e := newEnv(t, Config{})
+	x := e.open(t)
+	if resp := x.do(reqHeaders(true, get("/api/v1/users", "x-api-key", testBoundKey)...)); resp.GetImmediateResponse() != nil {
+		t.Fatalf("denied: %v", resp)
+	}
+	e.rec.mu.Lock()
+	e.rec.err = errStoreDown
+	e.rec.mu.Unlock()
+	status, body := mustImmediate(t, x.do(respHeaders(true, ":status", "200")))
+	if status != 503 || body.Error != "unavailable" || body.AuditEventID != "" {
+		t.Errorf("got %d %+v", status, body)
+	}
+	if recs := e.rec.records(); len(recs) != 1 || recs[0].Reason != "forwarded" {
+		t.Errorf("records %+v, want the intent only", recs)
+	}
+}
+
 func TestEnvelopeBodilessResponse(t *testing.T) {
 	e := newEnv(t, Config{})
 	x := e.open(t)
@@ -251,11 +270,11 @@ func TestEnvelopeBodilessResponse(t *testing.T) {
 	if !slices.Contains(removesOf(resp), "etag") {
 		t.Error("etag of the upstream body kept")
 	}
-	recs := e.rec.waitRecords(t, 1)
-	if r := recs[0]; !r.Envelope || r.Status != 200 || r.ResponseSHA256 != sha256Hex(nil) || r.ResponseBytes != 0 {
+	recs := e.rec.waitRecords(t, 2)
+	if r := recs[1]; !r.Envelope || r.Status != 200 || r.ResponseSHA256 != sha256Hex(nil) || r.ResponseBytes != 0 || r.IntentID != e.rec.ids[0] {
 		t.Errorf("audit %+v", r)
 	}
-	if s := e.sealer.reqs[0]; s.Status != 204 || !s.Success || s.AuditEventID != e.rec.ids[0] {
+	if s := e.sealer.reqs[0]; s.Status != 204 || !s.Success || s.AuditEventID != e.rec.ids[1] {
 		t.Errorf("seal %+v", s)
 	}
 }
@@ -281,8 +300,8 @@ func TestEnvelopeBufferedGzip(t *testing.T) {
 	if cr := commonOf(resp); cr.GetHeaderMutation() != nil || cr.GetBodyMutation() != nil {
 		t.Fatalf("headers reply must wait for the body: %v", cr)
 	}
-	if len(e.rec.records()) != 0 {
-		t.Fatal("audited before the body was seen")
+	if recs := e.rec.records(); len(recs) != 1 || recs[0].Reason != "forwarded" {
+		t.Fatalf("outcome audited before the body was seen: %+v", recs)
 	}
 	plain := []byte(`[{"id":"00u1"},{"id":"00u2bbb"}]`)
 	resp = x.do(respBody(gz(t, plain)))
@@ -302,7 +321,7 @@ func TestEnvelopeBufferedGzip(t *testing.T) {
 	if !bytes.Equal(seal.Body, plain) || seal.Next != "00u2bbb" || seal.Status != 200 {
 		t.Errorf("seal %+v", seal)
 	}
-	if r := e.rec.records()[0]; r.ResponseSHA256 != sha256Hex(plain) || r.ResponseBytes != int64(len(plain)) || !r.Envelope {
+	if r := e.rec.waitRecords(t, 2)[1]; r.ResponseSHA256 != sha256Hex(plain) || r.ResponseBytes != int64(len(plain)) || !r.Envelope {
 		t.Errorf("audit %+v", r)
 	}
 	if got := sets["link"]; len(got) != 1 || !strings.HasPrefix(got[0], "<http://127.0.0.1:10000/api/v1/users?after=") {
@@ -337,7 +356,7 @@ func TestHashResponses(t *testing.T) {
 	if _, ok := setsOf(resp)["content-length"]; ok {
 		t.Error("content-length changed without a body change")
 	}
-	if r := e.rec.waitRecords(t, 1)[0]; r.ResponseSHA256 != sha256Hex([]byte(`[]`)) || r.ResponseBytes != 2 || r.Envelope {
+	if r := e.rec.waitRecords(t, 2)[1]; r.ResponseSHA256 != sha256Hex([]byte(`[]`)) || r.ResponseBytes != 2 || r.Envelope {
 		t.Errorf("audit %+v", r)
 	}
 }
@@ -354,14 +373,13 @@ func TestOutbound(t *testing.T) {
 		wantMethod string
 		wantPath   string
 		wantBody   string // "" = cleared
-		intent     bool
 	}{
 		{"list_users", `{"integration_id":"int_01TEST","operation":"list_users","payload":{"filter":"status eq \"ACTIVE\"","limit":25}}`,
-			"GET", "/api/v1/users?filter=status+eq+%22ACTIVE%22&limit=25", "", false},
+			"GET", "/api/v1/users?filter=status+eq+%22ACTIVE%22&limit=25", ""},
 		{"create_user", `{"integration_id":"int_01TEST","operation":"create_user","payload":{"profile":{"login":"a@example.com"},"activate":false}}`,
-			"POST", "/api/v1/users?activate=false", `{"profile":{"login":"a@example.com"}}`, true},
+			"POST", "/api/v1/users?activate=false", `{"profile":{"login":"a@example.com"}}`},
 		{"deactivate_user", `{"integration_id":"int_01TEST","operation":"deactivate_user","payload":{"id":"a.b+c@example.com"}}`,
-			"POST", "/api/v1/users/a.b+c@example.com/lifecycle/deactivate", "", true},
+			"POST", "/api/v1/users/a.b+c@example.com/lifecycle/deactivate", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -400,16 +418,17 @@ func TestOutbound(t *testing.T) {
 			if !slices.Contains(removesOf(resp), "x-api-key") {
 				t.Error("x-api-key forwarded")
 			}
+			// Reads and writes alike: the intent binds the rewritten request as sent.
 			recs := e.rec.records()
-			if tc.intent {
-				if len(recs) != 1 || recs[0].Reason != "forwarded" || recs[0].Status != 0 || recs[0].Decision != "allow" {
-					t.Fatalf("intent not committed before forwarding: %+v", recs)
-				}
-				if tc.wantBody != "" && recs[0].RequestSHA256 != sha256Hex([]byte(tc.wantBody)) {
-					t.Errorf("request_sha256 %q", recs[0].RequestSHA256)
-				}
-			} else if len(recs) != 0 {
-				t.Fatalf("read call audited early: %+v", recs)
+			if len(recs) != 1 || recs[0].Reason != "forwarded" || recs[0].Status != 0 || recs[0].Decision != "allow" || recs[0].IntentID != "" {
+				t.Fatalf("intent not committed before forwarding: %+v", recs)
+			}
+			path, query, _ := strings.Cut(tc.wantPath, "?")
+			if in := recs[0]; in.Method != tc.wantMethod || in.Path != path || in.QuerySHA256 != querySHA(query) || in.RequestSHA256 != bodySHA(tc.wantBody) {
+				t.Errorf("intent %+v does not bind the upstream request", in)
+			}
+			if md := resp.GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields(); md["audit_event_id"].GetStringValue() != e.rec.ids[0] {
+				t.Errorf("dynamic_metadata %v, want the intent id", resp.GetDynamicMetadata())
 			}
 
 			x.do(respHeaders(false, ":status", "404", "content-type", "application/json"))
@@ -421,16 +440,12 @@ func TestOutbound(t *testing.T) {
 			if s := e.sealer.reqs[0]; s.Success || s.Status != 404 {
 				t.Errorf("seal %+v", s)
 			}
-			want := 1
-			if tc.intent {
-				want = 2
-			}
-			recs = e.rec.waitRecords(t, want)
-			out := recs[len(recs)-1]
-			if out.Method != tc.wantMethod || out.Reason != "upstream_error" || out.Status != 404 || !out.Envelope {
+			recs = e.rec.waitRecords(t, 2)
+			out := recs[1]
+			if out.Method != tc.wantMethod || out.Reason != "upstream_error" || out.Status != 404 || !out.Envelope || out.RequestSHA256 != recs[0].RequestSHA256 {
 				t.Errorf("outcome %+v", out)
 			}
-			if tc.intent && out.IntentID != e.rec.ids[0] {
+			if out.IntentID != e.rec.ids[0] {
 				t.Errorf("intent_id %q, want %q", out.IntentID, e.rec.ids[0])
 			}
 		})
@@ -497,6 +512,34 @@ func TestSlowTokenSendsOverrideFirst(t *testing.T) {
 	}
 }
 
+// TestOverrideCountsTheWholeMessage: Envoy's message_timeout runs per message, so
+// the override budget counts every step of the request_headers message — token and
+// intent commit together — not each step afresh.
+func TestOverrideCountsTheWholeMessage(t *testing.T) {
+	tests := []struct {
+		name                string
+		tokenDelay, rcDelay time.Duration
+	}{
+		{"slow intent commit", 0, 150 * time.Millisecond},
+		{"two steps each under the budget", 60 * time.Millisecond, 60 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, Config{OverrideAfter: 80 * time.Millisecond, MessageTimeoutOverride: 7 * time.Second})
+			e.tokens.delay = tc.tokenDelay
+			e.rec.delay = tc.rcDelay
+			x := e.open(t)
+			resp := x.do(reqHeaders(true, get("/api/v1/users", "x-api-key", testBoundKey)...))
+			if len(x.all) != 2 || x.all[0].GetOverrideMessageTimeout().AsDuration() != 7*time.Second || x.all[0].GetResponse() != nil {
+				t.Fatalf("got %d replies (%v), want override then the real reply", len(x.all), x.all)
+			}
+			if _, ok := resp.GetResponse().(*extprocv3.ProcessingResponse_RequestHeaders); !ok || len(e.rec.records()) != 1 {
+				t.Errorf("second reply %T, records %d", resp.GetResponse(), len(e.rec.records()))
+			}
+		})
+	}
+}
+
 func TestFastTokenNoOverride(t *testing.T) {
 	e := newEnv(t, Config{OverrideAfter: time.Second})
 	x := e.open(t)
@@ -512,9 +555,12 @@ func TestAbortedStream(t *testing.T) {
 		x := e.open(t)
 		x.do(reqHeaders(true, get("/api/v1/users", "x-api-key", testBoundKey)...))
 		x.close() // client gone / upstream reset: Envoy closes the stream
-		r := e.rec.waitRecords(t, 1)[0]
-		if r.Reason != "aborted" || r.Decision != "allow" || r.Operation != "list_users" {
-			t.Errorf("audit %+v", r)
+		recs := e.rec.waitRecords(t, 2)
+		if recs[0].Reason != "forwarded" {
+			t.Errorf("intent %+v", recs[0])
+		}
+		if r := recs[1]; r.Reason != "aborted" || r.Decision != "allow" || r.Operation != "list_users" || r.IntentID != e.rec.ids[0] {
+			t.Errorf("outcome %+v", r)
 		}
 		// EOF / Canceled is how Envoy ends every stream: not an error (gotcha 15).
 		if logs := e.logs.String(); strings.Contains(logs, `"level":"ERROR"`) || strings.Contains(logs, `"level":"WARN"`) {
@@ -546,8 +592,21 @@ func TestAbortedStream(t *testing.T) {
 	})
 }
 
-// TestInterleaved sends response_headers before the request body (as Envoy can when
-// the request body is not BUFFERED) and checks each reply answers its own message.
+// querySHA and bodySHA are the audit hashes of a raw query and a request body ("" for
+// none).
+func querySHA(q string) string {
+	if q == "" {
+		return ""
+	}
+	return sha256Hex([]byte(q))
+}
+
+func bodySHA(b string) string { return querySHA(b) }
+
+// TestInterleaved sends response_headers before the request body, as Envoy can when
+// the request body is not BUFFERED (the mode_override not honoured): the headers went
+// upstream without the real credential and without an intent, so the response is
+// refused with 503 and the call is recorded once, as a denial.
 func TestInterleaved(t *testing.T) {
 	e := newEnv(t, Config{})
 	x := e.open(t)
@@ -556,34 +615,97 @@ func TestInterleaved(t *testing.T) {
 	if _, ok := resp.GetResponse().(*extprocv3.ProcessingResponse_RequestHeaders); !ok {
 		t.Fatalf("reply %T", resp.GetResponse())
 	}
-	resp = x.do(respHeaders(true, ":status", "200"))
-	if _, ok := resp.GetResponse().(*extprocv3.ProcessingResponse_ResponseHeaders); !ok {
-		t.Fatalf("reply %T", resp.GetResponse())
+	if _, ok := setsOf(resp)["authorization"]; ok {
+		t.Fatal("credential injected before the intent was committed")
 	}
-	resp = x.do(reqBody([]byte(`{"profile":{}}`)))
-	if _, ok := resp.GetResponse().(*extprocv3.ProcessingResponse_RequestBody); !ok {
-		t.Fatalf("reply %T", resp.GetResponse())
+	status, body := mustImmediate(t, x.do(respHeaders(true, ":status", "200")))
+	if status != 503 || body.Error != "unavailable" {
+		t.Errorf("got %d %q, want 503 unavailable", status, body.Error)
 	}
-	recs := e.rec.waitRecords(t, 2)
-	if recs[0].Reason != "forwarded" || recs[1].IntentID == "" {
-		t.Errorf("audit %+v", recs)
+	recs := e.rec.waitRecords(t, 1)
+	if r := recs[0]; r.Decision != "deny" || r.Reason != "unavailable" || r.IntentID != "" || body.AuditEventID != e.rec.ids[0] {
+		t.Errorf("audit %+v", r)
 	}
 }
 
-func TestTransparentRequestBodyHashed(t *testing.T) {
-	e := newEnv(t, Config{})
-	x := e.open(t)
-	x.do(reqHeaders(false, ":authority", "127.0.0.1:10000", ":path", "/api/v1/users", ":method", "POST",
-		":scheme", "http", "x-api-key", testBoundKey))
-	resp := x.do(reqBody([]byte(`{"profile":{"login":"x"}}`)))
-	if cr := commonOf(resp); cr.GetBodyMutation() != nil || cr.GetHeaderMutation() != nil {
-		t.Errorf("transparent body changed: %v", cr)
+// TestTransparentRequestBody covers a transparent call with a body (create_user):
+// Envoy holds the headers (SEND + BUFFERED), so the intent is committed in the
+// request_body reply, bound to the body's hash, and that reply injects the
+// credential; the headers reply only strips the caller's credential.
+func TestTransparentRequestBody(t *testing.T) {
+	const body = `{"profile":{"login":"x"}}`
+	open := func(t *testing.T, e *env) *exchange {
+		x := e.open(t)
+		resp := x.do(reqHeaders(false, ":authority", "127.0.0.1:10000", ":path", "/api/v1/users?activate=false", ":method", "POST",
+			":scheme", "http", "content-type", "application/json", "authorization", "SSWS "+testBoundKey))
+		if _, ok := resp.GetResponse().(*extprocv3.ProcessingResponse_RequestHeaders); !ok {
+			t.Fatalf("reply %T", resp.GetResponse())
+		}
+		if sets := setsOf(resp); len(sets) != 0 {
+			t.Errorf("headers reply sets %v before the intent is committed", sets)
+		}
+		if !slices.Contains(removesOf(resp), "authorization") {
+			t.Error("the caller's key is not removed in the headers reply")
+		}
+		if m := resp.GetModeOverride().GetRequestBodyMode(); m != extprocfilterv3.ProcessingMode_BUFFERED {
+			t.Errorf("request body mode %v: the headers must be held until the body reply", m)
+		}
+		if recs := e.rec.records(); len(recs) != 0 {
+			t.Fatalf("intent committed before the body was hashed: %+v", recs)
+		}
+		return x
 	}
-	x.do(respHeaders(true, ":status", "200"))
-	recs := e.rec.waitRecords(t, 2)
-	if recs[1].RequestSHA256 != sha256Hex([]byte(`{"profile":{"login":"x"}}`)) {
-		t.Errorf("outcome %+v", recs[1])
-	}
+	t.Run("forwarded", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		x := open(t, e)
+		resp := x.do(reqBody([]byte(body)))
+		cr := commonOf(resp)
+		if cr.GetBodyMutation() != nil {
+			t.Errorf("transparent body changed: %v", cr)
+		}
+		if sets := setsOf(resp); sets["authorization"][0] != "Bearer "+testToken || sets[":authority"][0] != "acme.okta.com" {
+			t.Errorf("body reply sets %v, want the credential and the Okta host", sets)
+		}
+		recs := e.rec.records()
+		if len(recs) != 1 {
+			t.Fatalf("%d records before release, want the intent", len(recs))
+		}
+		in := recs[0]
+		if in.Reason != "forwarded" || in.Status != 0 || in.Operation != "create_user" || in.RequestSHA256 != sha256Hex([]byte(body)) ||
+			in.QuerySHA256 != sha256Hex([]byte("activate=false")) {
+			t.Errorf("intent %+v", in)
+		}
+		if md := resp.GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields(); md["audit_event_id"].GetStringValue() != e.rec.ids[0] {
+			t.Errorf("dynamic_metadata %v", resp.GetDynamicMetadata())
+		}
+		x.do(respHeaders(true, ":status", "200"))
+		recs = e.rec.waitRecords(t, 2)
+		if out := recs[1]; out.RequestSHA256 != in.RequestSHA256 || out.IntentID != e.rec.ids[0] || out.Reason != "ok" {
+			t.Errorf("outcome %+v", out)
+		}
+	})
+	t.Run("audit store down at the body", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		x := open(t, e)
+		e.rec.mu.Lock()
+		e.rec.err = errStoreDown
+		e.rec.mu.Unlock()
+		status, b := mustImmediate(t, x.do(reqBody([]byte(body))))
+		if status != 503 || b.Error != "unavailable" || b.AuditEventID != "" {
+			t.Errorf("got %d %+v", status, b)
+		}
+		if recs := e.rec.records(); len(recs) != 0 {
+			t.Errorf("records %+v", recs)
+		}
+	})
+	t.Run("aborted before the body", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		x := open(t, e)
+		x.close()
+		if r := e.rec.waitRecords(t, 1)[0]; r.Reason != "aborted" || r.Decision != "deny" || r.IntentID != "" {
+			t.Errorf("a call never released is a denial: %+v", r)
+		}
+	})
 }
 
 func TestUpstreamAuthErrors(t *testing.T) {
@@ -609,7 +731,7 @@ func TestUpstreamAuthErrors(t *testing.T) {
 		if !slices.Equal(e.tokens.invalidated, []string{integID}) {
 			t.Errorf("invalidated %v", e.tokens.invalidated)
 		}
-		if r := e.rec.waitRecords(t, 1)[0]; r.Reason != "upstream_error" || r.Status != 401 {
+		if r := e.rec.waitRecords(t, 2)[1]; r.Reason != "upstream_error" || r.Status != 401 || r.IntentID != e.rec.ids[0] {
 			t.Errorf("audit %+v", r)
 		}
 	})

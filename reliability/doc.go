@@ -7,8 +7,8 @@
 // # Faults
 //
 //   - PostgreSQL cut mid-load (a TCP proxy) and restored: 503 during the outage, no
-//     call forwarded without its audit event, the chain verifies, no acknowledged event
-//     missing.
+//     call, read or write, forwarded without its committed intent event, the chain
+//     verifies, no acknowledged event missing.
 //   - The KMS (QUANTASEAL_KMS=aws against the local KMS server through a TCP proxy) cut:
 //     cached vault keys serve until QUANTASEAL_KMS_CACHE_TTL, then 503; recovery.
 //   - Okta's token endpoint slow, failing, or answering invalid_client; the Management

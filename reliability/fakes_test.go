@@ -80,6 +80,42 @@ func (f *fakeRecorder) byPath() map[string]int {
 	return m
 }
 
+// calls checks the records from index from on against audit-v1 "Chains" and counts
+// the calls they describe: every intent (reason forwarded) is followed by exactly one
+// outcome naming it, and every other record is either such an outcome or the one
+// event of a call denied before forwarding. It returns a description of the first
+// violation, or "".
+func (f *fakeRecorder) calls(from int) (denied, forwarded int, bad string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	outcomes := map[string]int{}
+	for _, r := range f.recs[from:] {
+		if r.IntentID != "" {
+			outcomes[r.IntentID]++
+		}
+	}
+	for i, r := range f.recs[from:] {
+		id := fmt.Sprintf("aud_fake%06d", from+i+1)
+		switch {
+		case r.Reason == "forwarded":
+			if r.Decision != "allow" || r.Status != 0 || r.IntentID != "" || outcomes[id] != 1 {
+				return denied, forwarded, fmt.Sprintf("intent %s %+v has %d outcomes, want 1", id, r, outcomes[id])
+			}
+			forwarded++
+			delete(outcomes, id)
+		case r.IntentID == "":
+			if r.Decision != "deny" {
+				return denied, forwarded, fmt.Sprintf("event %s %+v: allowed without an intent", id, r)
+			}
+			denied++
+		}
+	}
+	for id := range outcomes {
+		return denied, forwarded, fmt.Sprintf("an outcome names %s, which is not an intent of these records", id)
+	}
+	return denied, forwarded, ""
+}
+
 func (f *fakeRecorder) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

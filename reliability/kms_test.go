@@ -104,8 +104,12 @@ func TestKMSOutage(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("%d acknowledged audit events missing: %v", len(missing), missing)
 	}
+	unaudited := w.unaudited(events)
+	if len(unaudited) > 0 {
+		t.Errorf("%d calls reached Okta without a committed intent event:\n%s", len(unaudited), describe(unaudited))
+	}
 	addFigures(t, figures{
-		Faults: int(proxy.Downs()), Requests: int(w.sent.Load()), Committed: len(events), Verified: len(events), Leaks: len(missing),
+		Faults: int(proxy.Downs()), Requests: int(w.sent.Load()), Committed: len(events), Verified: len(events), Leaks: len(missing), Unaudited: len(unaudited),
 		Notes: fmt.Sprintf("KMS cut for TTL+1.5 s (TTL %v): %d calls served from the key cache, %d refused with 503 (slowest %v), recovered without restart",
 			ttl, served, refused, maxLatency.Round(time.Millisecond)),
 	})

@@ -86,7 +86,9 @@ func TestStreamFaults(t *testing.T) {
 	type scenario struct {
 		name string
 		run  func(d *streamDriver)
-		// want is the number of audit records the stream must produce; -1 means at most one.
+		// want is the number of audit records the stream must produce: 1 for a call
+		// denied before forwarding, 2 (intent and outcome) for one forwarded; -1 means
+		// any of 0, 1 or 2, depending on how far the server got before the end.
 		want int
 		// immediate, if set, is the ImmediateResponse status the stream must end with.
 		immediate int
@@ -103,29 +105,29 @@ func TestStreamFaults(t *testing.T) {
 		{"cancel after the request_headers reply", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true))
 			d.cancel()
-		}, 1, 0},
+		}, 2, 0},
 		{"cancel after response_headers sent", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true))
 			d.send(respHeaders("200", false))
 			d.cancel()
-		}, 1, 0},
+		}, 2, 0},
 		{"cancel before the buffered response_body (envelope)", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true, envAccept...))
 			d.roundTrip(respHeaders("200", false))
 			d.cancel()
-		}, 1, 0},
+		}, 2, 0},
 		{"cancel after response_body sent", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true, envAccept...))
 			d.roundTrip(respHeaders("200", false))
 			d.send(respBody([]byte(`{"id":"x"}`), true))
 			d.cancel()
-		}, 1, 0},
+		}, 2, 0},
 		{"complete read", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true))
 			d.roundTrip(respHeaders("200", false))
 			d.s.CloseSend()
 			d.recv()
-		}, 1, 0},
+		}, 2, 0},
 		{"complete read with envelope", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true, envAccept...))
 			d.roundTrip(respHeaders("200", false))
@@ -135,12 +137,12 @@ func TestStreamFaults(t *testing.T) {
 			}
 			d.s.CloseSend()
 			d.recv()
-		}, 1, 0},
+		}, 2, 0},
 		{"half-close after the request_headers reply", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true))
 			d.s.CloseSend()
 			d.recv()
-		}, 1, 0},
+		}, 2, 0},
 		{"response_headers before request_headers", func(d *streamDriver) {
 			checkImmediate(d.roundTrip(respHeaders("200", false)))
 		}, -1, 0},
@@ -151,19 +153,19 @@ func TestStreamFaults(t *testing.T) {
 			p := path()
 			d.roundTrip(reqHeaders("GET", p, true))
 			d.roundTrip(reqHeaders("GET", p, true))
-		}, 1, 0},
+		}, 2, 0},
 		{"unknown message first", func(d *streamDriver) { d.roundTrip(&extprocv3.ProcessingRequest{}) }, 0, 0},
 		{"unknown message after request_headers", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("GET", path(), true))
 			d.roundTrip(&extprocv3.ProcessingRequest{})
-		}, 1, 0},
+		}, 2, 0},
 		{"CRLF in a header value", func(d *streamDriver) {
 			checkImmediate(d.roundTrip(reqHeaders("GET", path(), true, "x-note", "a\r\nAuthorization: SSWS stolen")))
 		}, 1, 400},
 		{"1 MiB header value", func(d *streamDriver) {
 			checkImmediate(d.roundTrip(reqHeaders("GET", path(), true, "x-big", strings.Repeat("b", 1<<20))))
 			d.cancel()
-		}, 1, 0},
+		}, 2, 0},
 		{"20,000 headers", func(d *streamDriver) {
 			var kv []string
 			for i := range 20_000 {
@@ -171,7 +173,7 @@ func TestStreamFaults(t *testing.T) {
 			}
 			checkImmediate(d.roundTrip(reqHeaders("GET", path(), true, kv...)))
 			d.cancel()
-		}, 1, 0},
+		}, 2, 0},
 		{"outbound body over the body limit", func(d *streamDriver) {
 			d.roundTrip(reqHeaders("POST", extproc.OutboundPath, false, "content-type", "application/json"))
 			checkImmediate(d.roundTrip(reqBody(bigBody(1536<<10), true)))
@@ -191,7 +193,7 @@ func TestStreamFaults(t *testing.T) {
 			conn.Close()
 			d2.cancel()
 			d.cancel()
-		}, 1, 0},
+		}, 2, 0},
 	}
 
 	streams := 0
@@ -212,8 +214,11 @@ func TestStreamFaults(t *testing.T) {
 		switch {
 		case sc.want >= 0 && got != sc.want:
 			t.Errorf("%s: %d audit records, want %d", sc.name, got, sc.want)
-		case sc.want < 0 && got > 1:
-			t.Errorf("%s: %d audit records, want at most 1", sc.name, got)
+		case sc.want < 0 && got > 2:
+			t.Errorf("%s: %d audit records, want at most 2", sc.name, got)
+		}
+		if _, _, bad := s.rec.calls(before); bad != "" {
+			t.Errorf("%s: %s", sc.name, bad)
 		}
 		if sc.immediate != 0 && lastImmediate != sc.immediate {
 			t.Errorf("%s: ImmediateResponse status %d, want %d", sc.name, lastImmediate, sc.immediate)
@@ -223,7 +228,7 @@ func TestStreamFaults(t *testing.T) {
 		}
 	}
 
-	// Still serving: 50 concurrent complete reads, one record each.
+	// Still serving: 50 concurrent complete reads, two records each (intent, outcome).
 	before := s.rec.len()
 	var wg sync.WaitGroup
 	paths := make([]string, 50)
@@ -245,12 +250,15 @@ func TestStreamFaults(t *testing.T) {
 	}
 	wg.Wait()
 	streams += len(paths)
-	waitFor(t, 5*time.Second, "50 concurrent reads are audited", func() bool { return s.rec.len()-before >= 50 })
+	waitFor(t, 5*time.Second, "50 concurrent reads are audited", func() bool { return s.rec.len()-before >= 100 })
 	perPath := s.rec.byPath()
 	for _, p := range paths {
-		if perPath[p] != 1 {
-			t.Errorf("stream %s: %d audit records, want 1", p, perPath[p])
+		if perPath[p] != 2 {
+			t.Errorf("stream %s: %d audit records, want 2 (intent, outcome)", p, perPath[p])
 		}
+	}
+	if denied, forwarded, bad := s.rec.calls(before); bad != "" || denied != 0 || forwarded != 50 {
+		t.Errorf("concurrent reads: %d denied, %d forwarded, %s; want 50 forwarded", denied, forwarded, bad)
 	}
 
 	s.stop(t)

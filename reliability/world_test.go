@@ -266,51 +266,30 @@ func sha256Hex(b []byte) string {
 }
 
 // unaudited returns the Management API requests that reached the Okta front without a
-// committed "allow" event for them: for a state-changing call its intent event (reason
-// "forwarded", committed before forwarding; audit-v1 "Chains"), for a read its one
-// event. Requests are matched on method, path and query; a read's query is unique in
-// these tests, creates are matched by count.
+// committed intent event binding them: every forwarded call, read or state-changing,
+// has its intent (reason "forwarded") committed before it is released upstream
+// (docs/spec/audit-v1.md "Chains"). Requests are matched on method, path, query and
+// body hash; each intent accounts for one request.
 func (w *world) unaudited(events []audit.Event) []gatewaytest.FrontRequest {
-	type key struct{ method, path, query string }
+	type key struct{ method, path, query, body string }
 	have := map[key]int{}
 	for _, e := range events {
-		if e.Decision != "allow" || (e.Method != http.MethodGet && e.Reason != "forwarded") {
+		if e.Decision != "allow" || e.Reason != "forwarded" {
 			continue
 		}
-		have[key{e.Method, e.Path, e.QuerySHA256}]++
+		have[key{e.Method, e.Path, e.QuerySHA256, e.RequestSHA256}]++
 	}
 	var out []gatewaytest.FrontRequest
 	for _, r := range w.front.Requests() {
 		if r.Class != gatewaytest.ClassAPI {
 			continue
 		}
-		k := key{r.Method, r.Path, sha256Hex([]byte(r.RawQuery))}
+		k := key{r.Method, r.Path, sha256Hex([]byte(r.RawQuery)), sha256Hex(r.Body)}
 		if have[k] == 0 {
 			out = append(out, r)
 			continue
 		}
 		have[k]--
-	}
-	return out
-}
-
-// released returns the client results of the given upstream requests (matched on
-// method, path and query) that carried upstream data: any status but 503 and transport
-// errors.
-func released(unaudited []gatewaytest.FrontRequest, results []result) []result {
-	want := map[string]bool{}
-	for _, r := range unaudited {
-		q := r.Path
-		if r.RawQuery != "" {
-			q += "?" + r.RawQuery
-		}
-		want[r.Method+" "+q] = true
-	}
-	var out []result
-	for _, r := range results {
-		if want[r.method+" "+r.pathQuery] && r.err == nil && r.status != http.StatusServiceUnavailable {
-			out = append(out, r)
-		}
 	}
 	return out
 }
