@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quantaseal/gateway/internal/gatewaytest"
 )
 
 // gatewayOptions configure one `quantaseal serve` subprocess. Everything reaches the
@@ -61,18 +62,6 @@ type gateway struct {
 	stopOnce sync.Once
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // gatewayEnv is the complete environment of the subprocess: nothing of the test's own
 // environment leaks in except PATH (an unknown QUANTASEAL_* variable is a startup
 // error, and AWS_* or HOME could change the gateway's behaviour).
@@ -119,9 +108,9 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	var g *gateway
 	// The ports are picked before the gateway binds them; retry once if one was taken.
 	for attempt := 0; ; attempt++ {
-		httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
+		httpAddr, grpcAddr := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
 		g = &gateway{opts: o, HTTPURL: "http://" + httpAddr, GRPCAddr: grpcAddr, done: make(chan struct{})}
-		g.cmd = exec.Command(gatewayBin, "serve")
+		g.cmd = exec.Command(gatewaytest.Binary(t), "serve")
 		g.cmd.Env = gatewayEnv(t, o, httpAddr, grpcAddr)
 		g.cmd.Stdout, g.cmd.Stderr = o.Logs, o.Logs
 		if err := g.cmd.Start(); err != nil {
@@ -218,7 +207,7 @@ func runCLI(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gatewayBin, args...)
+	cmd := exec.CommandContext(ctx, gatewaytest.Binary(t), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError

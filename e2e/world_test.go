@@ -7,19 +7,15 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/quantaseal/gateway/client"
-	"github.com/quantaseal/gateway/envoy"
 	"github.com/quantaseal/gateway/internal/envoytest"
+	"github.com/quantaseal/gateway/internal/gatewaytest"
 	"github.com/quantaseal/gateway/okta/oktatest"
 )
 
@@ -143,7 +139,7 @@ func newWorld(t *testing.T, v variant) *world {
 	w.gw = startGateway(t, w.gwOpts)
 	w.api = newAPIClient(w.gw.HTTPURL)
 	w.seed(t)
-	w.envoy = newEnvoy(t, w.gw.GRPCAddr, w.okta.URL())
+	w.envoy = gatewaytest.NewEnvoy(t, w.gw.GRPCAddr, w.okta.URL())
 
 	c, err := client.New(client.Config{BaseURL: w.envoy.URL(), Profile: w.tenant.Profile, HTTPClient: w.envoy.Client()})
 	if err != nil {
@@ -194,40 +190,6 @@ func (w *world) seed(t *testing.T) {
 	for _, name := range []string{intSDK, intLimited} {
 		w.boundKeys[name] = w.api.createBoundKey(t, w.adminToken, w.tenant.ID, w.ints[name])
 	}
-}
-
-// newEnvoy generates the sidecar bootstrap with the envoy package and runs the fake
-// Envoy from it. envoy.Generate only accepts https Okta hosts (Envoy always originates
-// TLS), so the bootstrap names a placeholder Okta host; the fake Envoy's upstream is the
-// plain-HTTP double and its host rewrite is the double's host, which is what the
-// integrations' okta_domain names.
-func newEnvoy(t *testing.T, grpcAddr, upstream string) *envoytest.Envoy {
-	t.Helper()
-	b, err := envoy.Generate(envoy.Config{
-		Mode:          envoy.ModeSidecar,
-		OktaDomains:   []string{"e2e.okta.com"},
-		ProcessorAddr: grpcAddr,
-	})
-	if err != nil {
-		t.Fatalf("envoy.Generate: %v", err)
-	}
-	cfg, err := envoytest.FromBootstrap(b)
-	if err != nil {
-		t.Fatalf("envoytest.FromBootstrap: %v", err)
-	}
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	u, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Processor = conn
-	cfg.Upstream = upstream
-	cfg.HostRewrite = u.Host
-	return envoytest.New(t, cfg)
 }
 
 // otherTenant returns a second tenant (created once) for isolation checks.

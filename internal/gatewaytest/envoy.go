@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"testing"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -26,6 +27,16 @@ func NewEnvoy(t testing.TB, grpcAddr, upstream string) *envoytest.Envoy {
 	if err != nil {
 		t.Fatalf("envoy.Generate: %v", err)
 	}
+	return NewEnvoyFrom(t, b, grpcAddr, upstream)
+}
+
+// NewEnvoyFrom runs a fake Envoy configured from bootstrap b (for example a shipped
+// example file parsed with envoy.Validate), with the processor at grpcAddr and every
+// request routed to upstream with its host as the rewritten :authority: the bootstrap's
+// filter settings (processing mode, mutation rules, timeouts, buffer limit) apply as
+// written, only the addresses are the test's.
+func NewEnvoyFrom(t testing.TB, b *bootstrapv3.Bootstrap, grpcAddr, upstream string) *envoytest.Envoy {
+	t.Helper()
 	cfg, err := envoytest.FromBootstrap(b)
 	if err != nil {
 		t.Fatalf("envoytest.FromBootstrap: %v", err)
