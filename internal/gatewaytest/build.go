@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -80,7 +79,8 @@ func buildBinary() {
 		args = append(args, "github.com/quantaseal/gateway/cmd/quantaseal")
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			build.err = fmt.Errorf("the go command is needed to build the gateway: %w", err)
+			return
 		}
 		cmd := exec.Command(goTool, args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
