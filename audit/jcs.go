@@ -21,9 +21,9 @@ import (
 func Canonicalize(v any) ([]byte, error) {
 	switch ev := v.(type) {
 	case Event:
-		return ev.appendCanonical(nil, true), nil
+		return ev.appendCanonical(make([]byte, 0, ev.canonicalSizeHint()), true), nil
 	case *Event:
-		return ev.appendCanonical(nil, true), nil
+		return ev.appendCanonical(make([]byte, 0, ev.canonicalSizeHint()), true), nil
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -104,6 +104,17 @@ func appendJCSString(b []byte, s string) []byte {
 	const hexdigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Copy the longest run of printable ASCII other than '"' and '\\' at once:
+		// audit strings (ids, hashes, paths) are almost always all of it.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < utf8.RuneSelf && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		if j > i {
+			b = append(b, s[i:j]...)
+			i = j
+			continue
+		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(s[i:])

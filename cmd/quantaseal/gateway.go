@@ -113,6 +113,7 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 	gw.auditLog, err = audit.NewLog(audit.Config{
 		WriterID:           cfg.Audit.WriterID,
 		MaxBatch:           cfg.Audit.MaxBatch,
+		MaxDelay:           cfg.Audit.MaxDelay,
 		AppendTimeout:      cfg.Audit.CommitTimeout,
 		CheckpointEvery:    int64(cfg.Audit.CheckpointEvery),
 		CheckpointInterval: cfg.Audit.CheckpointInterval,
