@@ -30,25 +30,7 @@ type gatewayOptions struct {
 	// Env is added to the subprocess environment (AWS_* for the KMS client).
 	Env []string
 	// Logs collects stdout and stderr; several runs on one data directory share it.
-	Logs *logSink
-}
-
-// logSink is a goroutine-safe buffer for subprocess output.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *logSink) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.buf.Bytes())
+	Logs *gatewaytest.LogBuffer
 }
 
 // gateway is a running `quantaseal serve`.
@@ -103,7 +85,7 @@ func gatewayEnv(t *testing.T, o gatewayOptions, httpAddr, grpcAddr string) []str
 func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Helper()
 	if o.Logs == nil {
-		o.Logs = &logSink{}
+		o.Logs = &gatewaytest.LogBuffer{}
 	}
 	var g *gateway
 	// The ports are picked before the gateway binds them; retry once if one was taken.

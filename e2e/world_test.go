@@ -125,7 +125,7 @@ func newWorld(t *testing.T, v variant) *world {
 	w.gwOpts.DataDir = filepath.Join(t.TempDir(), "data")
 	w.gwOpts.AdminToken = w.adminToken
 	w.gwOpts.AllowedDomains = []string{w.okta.Origin()}
-	w.gwOpts.Logs = &logSink{}
+	w.gwOpts.Logs = &gatewaytest.LogBuffer{}
 	logs := w.gwOpts.Logs
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -53,7 +53,7 @@ type Gateway struct {
 	HTTPURL    string // http://127.0.0.1:PORT
 	GRPCAddr   string // 127.0.0.1:PORT
 	httpAddr   string
-	logs       *syncBuffer
+	logs       *LogBuffer
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -80,7 +80,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 60 * time.Second
 	}
-	g := &Gateway{opts: o, AdminToken: o.AdminToken, DataDir: o.DataDir, logs: &syncBuffer{}}
+	g := &Gateway{opts: o, AdminToken: o.AdminToken, DataDir: o.DataDir, logs: &LogBuffer{}}
 	for attempt := 0; ; attempt++ {
 		g.httpAddr, g.GRPCAddr = FreeAddr(t), FreeAddr(t)
 		g.HTTPURL = "http://" + g.httpAddr
@@ -361,19 +361,20 @@ func RunCLI(t testing.TB, env []string, args ...string) (int, []byte) {
 	return -1, nil
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
+// LogBuffer is a goroutine-safe bytes.Buffer for subprocess output; several runs (restarts)
+// may share one.
+type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *LogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.Write(p)
 }
 
-func (s *syncBuffer) Bytes() []byte {
+func (s *LogBuffer) Bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Clone(s.buf.Bytes())
