@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/google/go-cmp/cmp"
@@ -191,6 +192,23 @@ func TestInvalidClientSecretNote(t *testing.T) {
 		}
 		if got := strings.Contains(msg, "private_key_jwt"); got != tc.wantNote {
 			t.Errorf("clientSecret=%v: private_key_jwt note present=%v, want %v", tc.clientSecret, got, tc.wantNote)
+		}
+	}
+}
+
+func TestUnavailableTokenRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		err  *tokErr
+		want time.Duration
+	}{
+		{&tokErr{code: "token_unavailable", retryAfter: 4 * time.Second}, 4 * time.Second},
+		{&tokErr{code: "rate_limited", retryAfter: 30 * time.Second}, 30 * time.Second},
+		{&tokErr{code: "token_timeout"}, 0},
+		{&tokErr{code: "invalid_client", retryAfter: time.Second}, 0}, // not temporary: no Retry-After
+	} {
+		f := classify(fmt.Errorf("authorize: %w", tc.err))
+		if f.retryAfter != tc.want {
+			t.Errorf("%s: retryAfter = %v, want %v", tc.err.code, f.retryAfter, tc.want)
 		}
 	}
 }

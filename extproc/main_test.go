@@ -75,7 +75,10 @@ func (f *fakeIntegrations) ResolveIntegration(_ context.Context, tenant, id, hos
 type tokErr struct {
 	code, scope  string
 	clientSecret bool
+	retryAfter   time.Duration
 }
+
+func (e *tokErr) RetryAfter() time.Duration { return e.retryAfter }
 
 func (e *tokErr) Error() string      { return "okta: " + e.code }
 func (e *tokErr) ClientSecret() bool { return e.clientSecret }

@@ -98,7 +98,8 @@ type failure struct {
 	scope  string // insufficient_scope: the missing scope
 	detail string // a safe, specific message replacing the class default ("" = default)
 	cause  error  // for logs only; never holds a secret
-	// retryAfter, when positive, is sent as Retry-After (too_many_requests).
+	// retryAfter, when positive, is sent as Retry-After (too_many_requests, and
+	// unavailable when the token source knows when it will ask Okta again).
 	retryAfter time.Duration
 }
 
@@ -174,7 +175,14 @@ func classify(err error) *failure {
 		case "insufficient_scope", "invalid_scope":
 			return &failure{code: CodeInsufficientScope, scope: te.Scope(), cause: err}
 		case "token_timeout", "token_unavailable", "rate_limited":
-			return fail(CodeUnavailable, err)
+			// A token source that remembers the failure says for how long; pass it on
+			// as Retry-After so well-behaved clients do not retry into it.
+			f := fail(CodeUnavailable, err)
+			var ra interface{ RetryAfter() time.Duration }
+			if errors.As(err, &ra) {
+				f.retryAfter = ra.RetryAfter()
+			}
+			return f
 		default: // invalid_dpop_proof, token_rejected, invalid_credential, …
 			return fail(CodeUpstreamError, err)
 		}

@@ -168,6 +168,10 @@ func (e tokenError) Unwrap() error { return e.e }
 func (e tokenError) Code() string  { return e.e.Code }
 func (e tokenError) Scope() string { return e.e.Scope }
 
+// RetryAfter is how long the token source will keep answering this temporary failure
+// without asking Okta again (okta.Config.FailureTTL); the client gets it as Retry-After.
+func (e tokenError) RetryAfter() time.Duration { return e.e.RetryAfter }
+
 // ClientSecret reports whether an invalid_client came from a client-secret credential,
 // so the processor can add Okta's private_key_jwt note.
 func (e tokenError) ClientSecret() bool { return e.e.ClientSecret }
