@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quantaseal/gateway/internal/gatewaytest"
 	"github.com/quantaseal/gateway/okta/oktatest"
 )
 
@@ -151,7 +152,7 @@ func (w *world) haystacks(t *testing.T) []haystack {
 		hs = append(hs, haystack{name + " headers", headerText(r.Header)}, haystack{name + " body", r.Body})
 	}
 	if w.gwOpts.DatabaseURL != "" {
-		hs = append(hs, haystack{"PostgreSQL rows", dumpPostgres(t, w.gwOpts.DatabaseURL)})
+		hs = append(hs, haystack{"PostgreSQL rows", gatewaytest.DumpPostgres(t, w.gwOpts.DatabaseURL)})
 	} else {
 		files, _ := filepath.Glob(filepath.Join(w.gwOpts.DataDir, "quantaseal.db*"))
 		if len(files) == 0 {

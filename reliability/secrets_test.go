@@ -1,15 +1,11 @@
 package reliability
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/quantaseal/gateway/audit"
 	"github.com/quantaseal/gateway/internal/gatewaytest"
@@ -50,7 +46,7 @@ func scanEverything(t *testing.T, w *world, metrics []byte, events []audit.Event
 		blobs["data dir "+e.Name()] = b
 	}
 	if w.dbURL != "" {
-		blobs["postgres"] = dumpPostgres(t, w.dbURL)
+		blobs["postgres"] = gatewaytest.DumpPostgres(t, w.dbURL)
 	}
 	for i, tok := range w.front.AccessTokens() {
 		w.secrets[fmt.Sprintf("okta_access_token_%d", i)] = tok
@@ -79,42 +75,4 @@ func scanBlobs(t *testing.T, w *world, blobs map[string][]byte) int {
 	}
 	t.Logf("secret scan: %d secrets in %d forms over %d blobs (%d bytes): %d hits", len(sc.Secrets()), sc.Needles(), len(blobs), bytes, hits)
 	return hits
-}
-
-// dumpPostgres renders every row of every user table as JSON text (bytea as \x hex).
-func dumpPostgres(t *testing.T, dbURL string) []byte {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), dbURL)
-	if err != nil {
-		t.Fatalf("connect to the gateway's database: %v", err)
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(t.Context(), `SELECT table_schema, table_name FROM information_schema.tables
-		WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-		var schema, name string
-		err := r.Scan(&schema, &name)
-		return pgx.Identifier{schema, name}.Sanitize(), err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, tbl := range tables {
-		rows, err := conn.Query(t.Context(), fmt.Sprintf("SELECT row_to_json(t)::text FROM %s t", tbl))
-		if err != nil {
-			t.Fatalf("dump %s: %v", tbl, err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range lines {
-			b.WriteString(tbl + " " + l + "\n")
-		}
-	}
-	return []byte(b.String())
 }
