@@ -159,6 +159,9 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 		return nil, err
 	}
 
+	// The API and the console write through the same wrapper, so a key revoked or an
+	// integration created in either takes effect on the processor at once.
+	mgmtRegistry := forgettingRegistry{Store: gw.registry, proc: gw.extproc}
 	signingKeys := []httpapi.SigningKeyInfo{{KeyID: gw.signing.KeyID(), PublicKey: gw.signing.Public().Bytes(), Current: true}}
 	gw.api = httpapi.New(httpapi.Config{
 		AuthLimiter:        authLimiter,
@@ -168,7 +171,7 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 		Registerer:         reg,
 		Readiness:          func(ctx context.Context) error { return gw.ready(ctx) },
 	}, httpapi.Deps{
-		Registry:             forgettingRegistry{Store: gw.registry, proc: gw.extproc},
+		Registry:             mgmtRegistry,
 		Vault:                gw.vault,
 		Audit:                auditStore,
 		SigningKeys:          func() []httpapi.SigningKeyInfo { return signingKeys },
@@ -183,7 +186,7 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 		AllowedOktaOrigins: cfg.Okta.AllowedDomains,
 		Logger:             logger,
 	}, console.Deps{
-		Registry:             forgettingRegistry{Store: gw.registry, proc: gw.extproc},
+		Registry:             mgmtRegistry,
 		Vault:                gw.vault,
 		Audit:                auditStore,
 		SigningKeys:          func() []console.SigningKey { return consoleKeys },
