@@ -56,6 +56,7 @@ type stream struct {
 	reqHash       hash.Hash
 	reqBytes      int64 // request body bytes hashed so far
 	upstreamState int   // upstream :status, 0 until response headers
+	bodyReserved  int64 // bytes of Server.bodies held for the response body
 	slow          slowTimer
 }
 
@@ -70,6 +71,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	st := &stream{s: s, srv: srv, ctx: srv.Context(), call: call{api: apiExtProc, start: time.Now()}}
 	defer st.abort()
 	defer st.slow.stop()
+	defer st.releaseBodyBudget()
 	for {
 		req, err := srv.Recv()
 		if err != nil {
@@ -86,7 +88,12 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		if err != nil {
 			return err
 		}
-		if err := srv.Send(resp); err != nil {
+		err = srv.Send(resp)
+		if st.done {
+			// The reply that carried the response body (or replaced it) is written.
+			st.releaseBodyBudget()
+		}
+		if err != nil {
 			s.log.LogAttrs(st.ctx, slog.LevelDebug, "send failed", slog.String("request_id", st.requestID), slog.String("error", err.Error()))
 			return nil
 		}
@@ -580,11 +587,28 @@ func (st *stream) onResponseHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Proces
 		return st.complete(nil, true, true)
 	}
 	if st.envelope || st.hashResponse {
+		size := announcedBodySize(l, st.s.cfg.MaxBodyBytes)
+		if st.envelope && size > int64(st.s.cfg.MaxBodyBytes) {
+			return st.reject(&failure{code: CodeUpstreamError, detail: "The Okta response is too large to seal.",
+				cause: fmt.Errorf("content-length %d over the %d-byte body limit", size, st.s.cfg.MaxBodyBytes)})
+		}
+		// Room for the body before it is asked for: Envoy keeps it until this reply.
+		n, err := slowly(st, func() (int64, error) { return st.s.bodies.reserve(st.ctx, size, st.s.cfg.BodyWait) })
+		if err != nil {
+			return st.reject(&failure{code: CodeUnavailable, detail: bodyBudgetMessage, retryAfter: time.Second, cause: err})
+		}
+		st.bodyReserved = n
 		// BUFFERED: the headers are held until the body reply, which carries the
 		// header mutations.
 		return responseHeadersReply(nil), nil
 	}
 	return st.complete(nil, false, true)
+}
+
+// releaseBodyBudget returns the stream's share of the body budget.
+func (st *stream) releaseBodyBudget() {
+	st.s.bodies.release(st.bodyReserved)
+	st.bodyReserved = 0
 }
 
 func (st *stream) onResponseBody(m *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
@@ -609,6 +633,11 @@ func (st *stream) onResponseBody(m *extprocv3.HttpBody) (*extprocv3.ProcessingRe
 func decodeBody(encoding string, body []byte, limit int) ([]byte, error) {
 	switch strings.ToLower(strings.TrimSpace(encoding)) {
 	case "", "identity":
+		if len(body) > limit {
+			// Envoy's buffer limit normally stops such a body first; a raised limit
+			// (or a missing content-length) must not let one stream hold more.
+			return nil, fmt.Errorf("body larger than %d bytes", limit)
+		}
 		return body, nil
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(body))
@@ -729,9 +758,16 @@ func (st *stream) complete(body []byte, bodyKnown, inHeaders bool) (*extprocv3.P
 	return resp, nil
 }
 
+// withheldMessage answers a forwarded call whose response could not be released.
+const withheldMessage = "A service the gateway depends on (audit store or envelope sealing) failed after the Okta call was made; its response was withheld. Retry only if the operation is safe to repeat."
+
 // failAfterRecord answers 503 when the outcome could not be recorded or sealed.
 func (st *stream) failAfterRecord(f *failure, auditID string) (*extprocv3.ProcessingResponse, error) {
 	st.done = true
+	if f.detail == "" {
+		// The generic unavailable message says nothing was forwarded; here it was.
+		f.detail = withheldMessage
+	}
 	st.s.finished(st.ctx, &st.call, decisionDeny, f.code)
 	if f.cause != nil {
 		st.s.log.LogAttrs(st.ctx, slog.LevelWarn, "response withheld",

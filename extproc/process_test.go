@@ -232,8 +232,8 @@ func TestOutcomeCommitFails(t *testing.T) {
 	e.rec.err = errStoreDown
 	e.rec.mu.Unlock()
 	status, body := mustImmediate(t, x.do(respHeaders(true, ":status", "200")))
-	if status != 503 || body.Error != "unavailable" || body.AuditEventID != "" {
-		t.Errorf("got %d %+v", status, body)
+	if status != 503 || body.Error != "unavailable" || body.AuditEventID != "" || body.Message != withheldMessage {
+		t.Errorf("got %d %+v; the call was forwarded, and the message must say so", status, body)
 	}
 	if recs := e.rec.records(); len(recs) != 1 || recs[0].Reason != "forwarded" {
 		t.Errorf("records %+v, want the intent only", recs)

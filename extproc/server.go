@@ -7,6 +7,7 @@ import (
 	"github.com/quantaseal/gateway/internal/authlimit"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -59,6 +60,16 @@ type Config struct {
 	// envoy-extproc.md §3, §10 item 16); replies carry envelopes, which are larger
 	// than the body they wrap. Default 16 MiB.
 	MaxMessageBytes int
+	// MaxBufferedBodyBytes bounds the response bodies held at once by envelope and
+	// hashed calls, counted as Envoy announces them (content-length, or MaxBodyBytes
+	// when absent). While sealing, a body costs about three times its size (the body,
+	// its envelope, the reply), so the default 64 MiB keeps that part of the heap
+	// near 200 MiB whatever the concurrency. See bodyBudget.
+	MaxBufferedBodyBytes int64
+	// BodyWait is how long a call waits for room in MaxBufferedBodyBytes before it
+	// is answered 503 with Retry-After. It must stay below MessageTimeoutOverride.
+	// Default 5s.
+	BodyWait time.Duration
 	// HashResponses makes transparent calls without an envelope buffer the response
 	// body too, so the audit event carries response_sha256 and response_bytes. Off,
 	// such calls need no response buffering (their events leave both empty).
@@ -86,6 +97,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 16 << 20
 	}
+	if c.MaxBufferedBodyBytes <= 0 {
+		c.MaxBufferedBodyBytes = 64 << 20
+	}
+	def(&c.BodyWait, 5*time.Second)
 	return c
 }
 
@@ -111,13 +126,39 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	cache   *authCache
-	grpc    *grpc.Server
+	bodies  *bodyBudget
 	health  *health.Server
 	limiter *authlimit.Limiter
+
+	mu      sync.Mutex
+	grpc    *grpc.Server // built by the first Serve, so a Server never served owns no goroutines
+	stopped bool         // Shutdown ran: Serve returns at once
 }
 
-// New validates deps, registers the metrics and builds the gRPC server with the
-// ext_proc, ext_authz and gRPC health services.
+// StreamWorkers is how many goroutines the gRPC server keeps for running streams.
+// A stream handler that starts on a fresh goroutine grows its stack through several
+// runtime.morestack copies on every call (the pipeline is deep); a pooled worker keeps
+// its grown stack (grpc-go resets it every 65,536 streams). Workers are used only
+// while one is idle, so the pool is sized for the streams in flight at once — each
+// holds its worker while its audit event commits — and grpc-go falls back to a new
+// goroutine per stream beyond it. The no-op baseline server uses the same setting.
+const StreamWorkers = 256
+
+// newGRPC builds the gRPC server with the ext_proc, ext_authz and health services.
+func (s *Server) newGRPC() *grpc.Server {
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
+		grpc.MaxSendMsgSize(s.cfg.MaxMessageBytes),
+		grpc.NumStreamWorkers(StreamWorkers),
+	)
+	extprocv3.RegisterExternalProcessorServer(g, s)
+	authv3.RegisterAuthorizationServer(g, authorizer{s})
+	healthpb.RegisterHealthServer(g, s.health)
+	return g
+}
+
+// New validates deps and registers the metrics. The gRPC server, with the ext_proc,
+// ext_authz and gRPC health services, is built by Serve.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Authenticator == nil || deps.Integrations == nil || deps.Tokens == nil || deps.Sealer == nil || deps.Recorder == nil {
 		return nil, errors.New("extproc: Authenticator, Integrations, Tokens, Sealer and Recorder are required")
@@ -131,17 +172,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extproc: register metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, metrics: m, cache: newAuthCache(cfg.AuthCacheTTL), health: health.NewServer(), limiter: cfg.AuthLimiter}
+	s := &Server{cfg: cfg, deps: deps, log: log, metrics: m, cache: newAuthCache(cfg.AuthCacheTTL), bodies: newBodyBudget(cfg.MaxBufferedBodyBytes), health: health.NewServer(), limiter: cfg.AuthLimiter}
 	if s.limiter == nil {
 		s.limiter = authlimit.New(authlimit.Config{})
 	}
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
-	)
-	extprocv3.RegisterExternalProcessorServer(s.grpc, s)
-	authv3.RegisterAuthorizationServer(s.grpc, authorizer{s})
-	healthpb.RegisterHealthServer(s.grpc, s.health)
 	// NOT_SERVING until Serve runs: a health check that always says SERVING is useless.
 	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
 	return s, nil
@@ -176,8 +210,19 @@ func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {
 // audit event before it ends — until ctx expires, then Stop; then the caller flushes
 // the audit batcher and closes the store.
 func (s *Server) Serve(lis net.Listener) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		_ = lis.Close() // grpc.Server.Serve closes its listener too, even after Stop
+		return nil
+	}
+	if s.grpc == nil {
+		s.grpc = s.newGRPC()
+	}
+	g := s.grpc
+	s.mu.Unlock()
 	s.setHealth(healthpb.HealthCheckResponse_SERVING)
-	err := s.grpc.Serve(lis)
+	err := g.Serve(lis)
 	if errors.Is(err, grpc.ErrServerStopped) {
 		return nil
 	}
@@ -192,16 +237,23 @@ func (s *Server) SetNotServing() { s.health.Shutdown() }
 // commit their audit events) until ctx is done, then the server stops hard.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.health.Shutdown()
+	s.mu.Lock()
+	s.stopped = true
+	g := s.grpc
+	s.mu.Unlock()
+	if g == nil {
+		return nil
+	}
 	done := make(chan struct{})
 	go func() {
-		s.grpc.GracefulStop()
+		g.GracefulStop()
 		close(done)
 	}()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.grpc.Stop()
+		g.Stop()
 		<-done
 		return fmt.Errorf("extproc: graceful stop: %w", ctx.Err())
 	}

@@ -23,16 +23,22 @@ import (
 // accepts the same buffered bodies the gateway does.
 const maxMessageBytes = 16 << 20
 
+// streamWorkers is the gateway's extproc.StreamWorkers: the baseline runs the same
+// gRPC server configuration, so the comparison isolates the gateway's own work.
+const streamWorkers = 256
+
 // Server is the CONTINUE-everything ext_proc server.
 type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	grpc *grpc.Server
 }
 
-// New returns a Server with its own gRPC server, ready for [Server.Serve].
+// New returns a Server with its own gRPC server, ready for [Server.Serve]. Its stream
+// workers run until [Server.Stop] or [Server.GracefulStop].
 func New() *Server {
 	s := &Server{}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes))
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes),
+		grpc.NumStreamWorkers(streamWorkers))
 	extprocv3.RegisterExternalProcessorServer(s.grpc, s)
 	return s
 }
