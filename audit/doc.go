@@ -25,9 +25,9 @@
 // lets a batch linger when the previous batch was not a singleton. Seq, time,
 // prev_hash and hash are assigned inside the transaction from the chain head the store
 // locked, so nothing in memory can go stale: a failed batch fails every caller in it
-// with [ErrUnavailable] and the next batch starts from the committed head. Appends run
-// under context.WithoutCancel plus Config.AppendTimeout: a client that hangs up cannot
-// skip its record.
+// with [ErrUnavailable] and the next batch starts from the committed head. An Append waits
+// at most Config.AppendTimeout and ignores the caller's cancellation: a client that
+// hangs up cannot skip its record.
 //
 // # Several writers
 //
