@@ -1,13 +1,29 @@
 // Package pgstore is the PostgreSQL implementation of [audit.Store] over pgx/v5.
 //
-// Each chain has a head row in audit_chains. [Store.AppendBatch] locks the head rows of
-// a batch's chains with SELECT … FOR UPDATE in chain-id order, so any number of gateway
-// processes can append to one database without forking a chain or deadlocking; the
-// events go in with one INSERT … SELECT FROM unnest(…) (pipelined with the head update,
-// unlike COPY, which needs round trips of its own) and the whole batch commits in one
-// transaction. UNIQUE
-// (chain_id, seq) and UNIQUE (chain_id, prev_hash) back this up in the schema. The
-// migrations are embedded and applied by [New] through internal/pgmigrate.
+// Every audited request waits for its event's commit, so the append path is built to
+// cost few round trips and little server CPU per event.
+//
+// Each chain has a head row in audit_chains, and the head is what serialises writers:
+// any number of gateway processes can append to one chain without forking it. The usual
+// case is one process appending to its own chains (sharded by writer id), so a store
+// remembers the head it committed last for each chain. When it has a remembered head
+// for every chain of a batch, it builds the batch on those and sends it as one
+// autocommitted statement that locks the heads still equal to the remembered ones,
+// and only if all of them are advances them and inserts the events: one round trip and
+// one commit per batch. A head that another writer moved makes the statement change
+// nothing; the store then takes the locking path: in a transaction, SELECT … FOR
+// UPDATE on the heads in chain-id order (so writers cannot deadlock), build on what it
+// read, insert, advance, commit. A chain found moved that way stays on the locking path
+// until a batch finds its head where this store left it, so writers that share a chain
+// do not pay a failed attempt per batch. Batches that sign checkpoints and chains new
+// to the store also take the locking path. Nothing remembered is trusted: it only picks
+// the path, and any failure forgets it.
+//
+// Either path checks that a batch extends the heads it advances (seq and prev_hash);
+// UNIQUE (chain_id, seq) backs this up in the schema. Events go in with one
+// INSERT … SELECT FROM unnest(…), the bodies as one parameter (see insertEvents). The
+// migrations are embedded and applied by [New] through internal/pgmigrate; 0002 says
+// why the schema has the indexes it has.
 package pgstore
 
 import (
@@ -17,8 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
-	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +56,9 @@ func Migrations() fs.FS {
 // Store is an audit store in PostgreSQL. The pool is owned by the caller.
 type Store struct {
 	pool *pgxpool.Pool
+
+	mu     sync.Mutex
+	chains map[string]chainState // the chains this store appended to, by id
 }
 
 var _ audit.Store = (*Store)(nil)
@@ -50,7 +68,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	if err := pgmigrate.Apply(ctx, pool, "audit", Migrations()); err != nil {
 		return nil, fmt.Errorf("audit pgstore: %w: %w", audit.ErrUnavailable, err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, chains: map[string]chainState{}}, nil
 }
 
 func unavailable(op string, err error) error {
@@ -65,128 +83,6 @@ type buildError struct{ err error }
 
 func (e *buildError) Error() string { return e.err.Error() }
 func (e *buildError) Unwrap() error { return e.err }
-
-// Statements of the append path. pgx's default statement cache prepares each once
-// per connection; the arrays make one statement (and one round trip, pipelined) serve
-// a whole batch.
-const (
-	insertChainsSQL = `INSERT INTO audit_chains (chain_id, tenant_id)
-		SELECT c, t FROM unnest($1::text[], $2::text[]) AS u(c, t) ORDER BY c
-		ON CONFLICT (chain_id) DO NOTHING`
-	lockHeadsSQL    = `SELECT ` + headCols + ` FROM audit_chains WHERE chain_id = ANY($1) ORDER BY chain_id FOR UPDATE`
-	insertEventsSQL = `INSERT INTO audit_events
-		(id, chain_id, seq, tenant_id, integration_id, time, prev_hash, hash, body)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-			$6::timestamptz[], $7::text[], $8::text[], $9::text[])`
-	advanceHeadsSQL = `UPDATE audit_chains c SET head_seq = u.seq, head_hash = u.hash
-		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(chain_id, seq, hash)
-		WHERE c.chain_id = u.chain_id`
-)
-
-// AppendBatch implements [audit.Store]. Besides BEGIN and COMMIT it takes two round
-// trips: one pipelined batch creates the missing chains and locks the heads, and after
-// build another inserts every event and advances every head (a checkpoint in the batch,
-// at most every CheckpointEvery events, adds its own statements).
-func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build audit.BuildFunc) error {
-	ids := make([]string, len(chains))
-	tenants := make([]string, len(chains))
-	for i, c := range chains {
-		ids[i], tenants[i] = c.ID, c.TenantID
-	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var heads []audit.Head
-		var lock pgx.Batch
-		lock.Queue(insertChainsSQL, ids, tenants)
-		lock.Queue(lockHeadsSQL, ids).Query(func(rows pgx.Rows) error {
-			var err error
-			heads, err = scanHeads(rows)
-			return err
-		})
-		if err := tx.SendBatch(ctx, &lock).Close(); err != nil {
-			return err
-		}
-		byID := make(map[string]audit.Head, len(heads))
-		for _, h := range heads {
-			byID[h.ID] = h
-		}
-		b, err := build(byID)
-		if err != nil {
-			return &buildError{err}
-		}
-		var ev eventColumns
-		if err := ev.fill(b.Events); err != nil {
-			return &buildError{err}
-		}
-		// Advance every head to its last event in the batch.
-		last := make(map[string]int, len(heads))
-		for i, e := range b.Events {
-			last[e.ChainID] = i
-		}
-		headIDs := slices.Sorted(maps.Keys(last))
-		headSeqs := make([]int64, len(headIDs))
-		headHashes := make([]string, len(headIDs))
-		for i, id := range headIDs {
-			e := &b.Events[last[id]]
-			headSeqs[i], headHashes[i] = e.Seq, e.Hash
-		}
-		var write pgx.Batch
-		write.Queue(insertEventsSQL, ev.id, ev.chainID, ev.seq, ev.tenantID, ev.integrationID, ev.time,
-			ev.prevHash, ev.hash, ev.body)
-		write.Queue(advanceHeadsSQL, headIDs, headSeqs, headHashes)
-		if err := tx.SendBatch(ctx, &write).Close(); err != nil {
-			return err
-		}
-		for _, cp := range b.Checkpoints {
-			if err := insertCheckpoint(ctx, tx, cp); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		var be *buildError
-		if errors.As(err, &be) {
-			return fmt.Errorf("audit pgstore: append: %w", be.err)
-		}
-		return unavailable("append", err)
-	}
-	return nil
-}
-
-// eventColumns holds a batch's events column by column, the parameters of insertEventsSQL.
-type eventColumns struct {
-	id, chainID, tenantID, integrationID, prevHash, hash, body []string
-	seq                                                        []int64
-	time                                                       []time.Time
-}
-
-func (c *eventColumns) fill(evs []audit.Event) error {
-	n := len(evs)
-	c.id, c.chainID, c.tenantID, c.integrationID = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	c.prevHash, c.hash, c.body = make([]string, n), make([]string, n), make([]string, n)
-	c.seq, c.time = make([]int64, n), make([]time.Time, n)
-	var lastTime string // the events of one batch share their time: parse it once
-	var t time.Time
-	for i := range evs {
-		e := &evs[i]
-		if i == 0 || e.Time != lastTime {
-			var err error
-			if t, err = e.Timestamp(); err != nil {
-				return fmt.Errorf("event %s: %w", e.ID, err)
-			}
-			lastTime = e.Time
-		}
-		// The stored body is the event's canonical (JCS) JSON with every member: plain
-		// JSON that reads back as the same Event, written without reflection.
-		body, err := audit.Canonicalize(e)
-		if err != nil {
-			return err
-		}
-		c.id[i], c.chainID[i], c.seq[i], c.tenantID[i], c.integrationID[i] = e.ID, e.ChainID, e.Seq, e.TenantID, e.IntegrationID
-		c.time[i], c.prevHash[i], c.hash[i], c.body[i] = t, e.PrevHash, e.Hash, string(body)
-	}
-	return nil
-}
 
 // insertCheckpoint stores cp and advances its chain's checkpoint head, checking that cp
 // signs a stored event. The head row is updated (locked) first, the same order as
@@ -225,10 +121,31 @@ func insertCheckpoint(ctx context.Context, tx pgx.Tx, cp audit.SignedCheckpoint)
 
 // SaveCheckpoint implements [audit.Store].
 func (s *Store) SaveCheckpoint(ctx context.Context, cp audit.SignedCheckpoint) error {
-	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertCheckpoint(ctx, tx, cp) }); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertCheckpoint(ctx, tx, cp) })
+	if c, perr := audit.ParseCheckpointNote(cp.Note); perr == nil {
+		s.checkpointed(c, err == nil)
+	}
+	if err != nil {
 		return unavailable("save checkpoint", err)
 	}
 	return nil
+}
+
+// checkpointed keeps the remembered head of c's chain in step with a checkpoint saved
+// outside a batch (the one-statement append requires its checkpoint seq to match), or
+// forgets it when the save failed.
+func (s *Store) checkpointed(c audit.Checkpoint, saved bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.chains[c.ChainID]
+	switch {
+	case !ok:
+	case !saved:
+		delete(s.chains, c.ChainID)
+	case c.Seq > st.head.CheckpointSeq && c.Seq <= st.head.Seq:
+		st.head.CheckpointSeq, st.head.CheckpointTime = c.Seq, storedTime(c.Time)
+		s.chains[c.ChainID] = st
+	}
 }
 
 func scanHeads(rows pgx.Rows) ([]audit.Head, error) {
