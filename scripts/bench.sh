@@ -9,7 +9,8 @@
 #   COUNT=1 BENCHTIME=1s   go test -count / -benchtime
 #   BENCH_OUT=bin/bench.txt   where the go test -bench output goes (compare runs with benchstat)
 #   GO_BENCH=0             skip the Go benchmarks;  LOAD=0  skip the load benchmark
-#   DURATION=10s CONCURRENCY=64 CONNS=2 SCENARIOS=noop,transparent,transparent_envelope,outbound
+#   DURATION=10s CONCURRENCY=64 CONNS=2
+#   SCENARIOS=noop,transparent,transparent_envelope,outbound,envelope_memory
 #   STORES=embedded,postgres PIN=true   passed to quantaseal-bench
 #
 # quantaseal-bench pins the server to half of the CPUs and itself (load generator and
@@ -53,7 +54,7 @@ if [ "${LOAD:-1}" != 0 ]; then
 	"$dir/quantaseal-bench" \
 		--gateway "$dir/quantaseal" --workdir "$dir/work" \
 		--duration "${DURATION:-10s}" --concurrency "${CONCURRENCY:-64}" --conns "${CONNS:-2}" \
-		--scenarios "${SCENARIOS:-noop,transparent,transparent_envelope,outbound}" \
+		--scenarios "${SCENARIOS:-noop,transparent,transparent_envelope,outbound,envelope_memory}" \
 		--stores "${STORES:-embedded,postgres}" --pin="${PIN:-true}" || {
 		status=$?
 		mkdir -p bin/bench-logs

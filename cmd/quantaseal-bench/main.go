@@ -14,6 +14,21 @@
 //	                      the 30 KiB page buffered and sealed                  ÷ ceiling, target 0.8
 //	outbound              POST /api/v2/proxy/outbound list_users, both bodies
 //	                      buffered, the page sealed                            ÷ ceiling, target 0.8
+//	envelope_memory       GET /api/v1/logs with an envelope, answered with a
+//	                      1 MiB System Log page, 1,000 streams at once, one
+//	                      request each: peak RSS                               ÷ the bodies in flight, no target
+//
+// envelope_memory is issue 8's "memory bounded under 1,000 concurrent streams with
+// 1 MiB responses" (memory.go). The body is exactly Envoy's default buffer limit, the
+// largest response Envoy hands over in one BUFFERED message; the envelope path is the
+// worst case because the gateway holds and seals the whole body. Its ratio is the
+// server's peak RSS over the bytes of the bodies that were in flight at once: 1.0 means
+// the process is as large as one copy of every body; a gateway that bounds its memory
+// stays below 1 and falls as --memory-streams grows. It waits for every reply (no
+// Envoy message_timeout), so that no stream's memory escapes through a 504. It runs
+// once, on the embedded store (the bodies never reach the audit store), after the other
+// scenarios, since it leaves the gateway's RSS high. A summary under the table says how
+// many bodies were in flight at once and what the peak RSS was.
 //
 // The ceiling is envelope.Seal of the same page run with the same concurrency in this
 // process (loadgen.Ceiling). With two or more CPUs (and taskset) the server runs on
@@ -22,18 +37,20 @@
 // server (--pin=false shares all CPUs instead). Besides throughput the table shows
 // latency per phase, CPU per request of the server (/proc/PID/stat) and of the
 // generator, the server's heap allocations per request (its /metrics Go collector)
-// and its peak RSS (VmHWM, reset before each scenario). After a human-readable table it prints one line per
-// scenario and store:
+// and its peak RSS (VmHWM, reset before each scenario). After a human-readable table
+// it prints one line per scenario and store:
 //
 //	bench: scenario=<name> store=<embedded|postgres> rps=<n> p99_ms=<x> ratio=<r> target=<t>
 //
-// (target=- for the noop baseline, which has no target.) The exit status is 1 when a
-// scenario could not run, was denied, or failed more than 1% of its requests.
+// (target=- for the noop baseline and envelope_memory, which have no target.) The exit
+// status is 1 when a scenario could not run, was denied, or failed more than 1% of
+// its requests.
 //
 // Usage:
 //
 //	quantaseal-bench [--duration 10s] [--concurrency 64] [--scenarios noop,transparent,...]
 //	                 [--stores embedded,postgres] [--gateway PATH] [--database-url URL]
+//	                 [--memory-streams 1000] [--memory-requests N] [--memory-body-bytes 1048576]
 //	quantaseal-bench noop-server [--addr 127.0.0.1:0]
 package main
 
@@ -54,12 +71,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quantaseal/gateway/envoy"
 	"github.com/quantaseal/gateway/internal/noopextproc"
 )
 
 type options struct {
 	duration, warmup, ceilingDuration, messageTimeout time.Duration
 	concurrency, conns                                int
+	memoryStreams, memoryBodyBytes                    int
+	memoryRequests                                    int64
 	scenarios, stores                                 []string
 	gateway, databaseURL, gatewayLogLevel, workDir    string
 	cpuProfile                                        string
@@ -92,6 +112,9 @@ func parseOptions(args []string) (*options, error) {
 	fs.DurationVar(&o.messageTimeout, "message-timeout", 2*time.Second, "Envoy's ext_proc message_timeout (envoy/examples use 2s; max_message_timeout 10s)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "requests in flight (and ceiling goroutines)")
 	fs.IntVar(&o.conns, "conns", 2, "HTTP/2 connections the streams share")
+	fs.IntVar(&o.memoryStreams, "memory-streams", defaultMemoryStreams, "envelope_memory: streams in flight at once")
+	fs.Int64Var(&o.memoryRequests, "memory-requests", 0, "envelope_memory: requests in all (default --memory-streams: one each)")
+	fs.IntVar(&o.memoryBodyBytes, "memory-body-bytes", envoy.DefaultBufferLimit, "envelope_memory: the Okta response body size (Envoy's per_connection_buffer_limit_bytes)")
 	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios")
 	stores := fs.String("stores", "embedded,postgres", "comma-separated stores")
 	fs.StringVar(&o.gateway, "gateway", "", "quantaseal binary (default: go build ./cmd/quantaseal into the work directory)")
@@ -127,6 +150,9 @@ func parseOptions(args []string) (*options, error) {
 	}
 	if o.duration <= 0 || o.concurrency <= 0 || o.conns <= 0 {
 		errs = append(errs, errors.New("--duration, --concurrency and --conns must be positive"))
+	}
+	if o.memoryStreams <= 0 || o.memoryBodyBytes <= 0 || o.memoryRequests < 0 {
+		errs = append(errs, errors.New("--memory-streams and --memory-body-bytes must be positive, --memory-requests not negative"))
 	}
 	return o, errors.Join(errs...)
 }
@@ -169,7 +195,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	needGateway := o.want(scTransparent) || o.want(scTransparentEnvelope) || o.want(scOutbound)
+	needGateway := slices.ContainsFunc(gatewayScenarios, o.want)
 	if needGateway && o.gateway == "" {
 		o.gateway = filepath.Join(dir, "quantaseal")
 		build := exec.CommandContext(ctx, "go", "build", "-o", o.gateway, "./cmd/quantaseal")

@@ -19,11 +19,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/quantaseal/gateway/envelope"
+	"github.com/quantaseal/gateway/envoy"
+	"github.com/quantaseal/gateway/internal/gatewaytest"
 	"github.com/quantaseal/gateway/internal/loadgen"
 )
 
 // TestMain lets the test binary stand in for quantaseal-bench's noop-server
-// subcommand, which runNoop starts as os.Executable().
+// subcommand, which runNoop starts as os.Executable(). gatewaytest builds the gateway
+// binary the end-to-end memory test runs (not with -short).
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "noop-server" {
 		if err := runNoopServer(context.Background(), os.Args[2:]); err != nil {
@@ -32,7 +35,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(gatewaytest.Main(m))
 }
 
 var benchLine = regexp.MustCompile(`^bench: scenario=([a-z_]+) store=(embedded|postgres) rps=(\d+) p99_ms=(\d+\.\d\d) ratio=(\d+\.\d{3}|-) target=(\d\.\d|-)$`)
@@ -73,6 +76,8 @@ func TestParseOptions(t *testing.T) {
 		{"unknown scenario", []string{"--scenarios", "noop,bogus"}, `unknown scenario "bogus"`},
 		{"unknown store", []string{"--stores", "mysql"}, `unknown store "mysql"`},
 		{"zero concurrency", []string{"--concurrency", "0"}, "must be positive"},
+		{"zero memory streams", []string{"--memory-streams", "0"}, "--memory-streams and --memory-body-bytes must be positive"},
+		{"negative memory requests", []string{"--memory-requests", "-1"}, "--memory-requests not negative"},
 		{"stray argument", []string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -87,6 +92,10 @@ func TestParseOptions(t *testing.T) {
 				}
 				if o.duration != 10*time.Second || o.concurrency != 64 || o.conns != 2 || len(o.stores) != 2 {
 					t.Errorf("defaults: %+v", o)
+				}
+				// Issue 8: 1,000 concurrent streams with 1 MiB responses, one request each.
+				if o.memoryStreams != 1000 || o.memoryBodyBytes != 1<<20 || o.memoryRequestCount() != 1000 {
+					t.Errorf("memory defaults: %d streams, %d-byte bodies, %d requests", o.memoryStreams, o.memoryBodyBytes, o.memoryRequestCount())
 				}
 				return
 			}
@@ -103,10 +112,15 @@ func TestBenchLines(t *testing.T) {
 	ok.res = loadgen.Result{RPS: 1234.4, Latency: loadgen.Latency{P99: 12345 * time.Microsecond}}
 	broken := newRow(scOutbound, "embedded")
 	broken.problem = "gateway did not start"
+	memory := newRow(scEnvelopeMemory, "embedded")
+	memory.ran, memory.peakRSS, memory.bodyBytes, memory.memoryStreams = true, 1536<<20, 1<<20, 1000
+	memory.res = loadgen.Result{RPS: 45.4, Latency: loadgen.Latency{P99: 22 * time.Second}, PeakBodiesInFlight: 1000}
+	memory.setMemoryRatio()
 	var out bytes.Buffer
-	printBenchLines(&out, []*row{ok, broken})
+	printBenchLines(&out, []*row{ok, broken, memory})
 	want := "bench: scenario=transparent_envelope store=postgres rps=1234 p99_ms=12.35 ratio=0.812 target=0.8\n" +
-		"bench: scenario=outbound store=embedded rps=0 p99_ms=0.00 ratio=- target=-\n"
+		"bench: scenario=outbound store=embedded rps=0 p99_ms=0.00 ratio=- target=-\n" +
+		"bench: scenario=envelope_memory store=embedded rps=45 p99_ms=22000.00 ratio=1.536 target=-\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("bench lines (-want +got):\n%s", diff)
 	}
@@ -226,11 +240,11 @@ func TestSeedAndInspect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			opened := &atomic.Bool{}
-			err := inspector(g, tt.envelope, opened)(loadgen.PhaseResponseBody, tt.resp)
+			err := inspector(g, tt.envelope, page, opened)(loadgen.PhaseResponseBody, tt.resp)
 			if (err != nil) != tt.wantErr || opened.Load() == tt.wantErr {
 				t.Errorf("inspect: %v, opened %v; want error %v", err, opened.Load(), tt.wantErr)
 			}
-			if err := inspector(g, tt.envelope, opened)(loadgen.PhaseRequestHeaders, tt.resp); err != nil {
+			if err := inspector(g, tt.envelope, page, opened)(loadgen.PhaseRequestHeaders, tt.resp); err != nil {
 				t.Errorf("headers reply inspected: %v", err)
 			}
 		})
@@ -266,5 +280,133 @@ func TestAllowedCPUs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestMemoryStore(t *testing.T) {
+	tests := []struct {
+		stores []string
+		want   string
+	}{
+		{[]string{"embedded", "postgres"}, "embedded"},
+		{[]string{"postgres", "embedded"}, "embedded"},
+		{[]string{"postgres"}, "postgres"},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := (&options{stores: tt.stores}).memoryStore(); got != tt.want {
+			t.Errorf("memoryStore(%v) = %q, want %q", tt.stores, got, tt.want)
+		}
+	}
+}
+
+// TestMemoryScenario: the default body is the largest Envoy sends in one BUFFERED
+// message with the shipped buffer limit, and the request is one the gateway allows
+// (get_system_log takes limit 1..1000) and envelopes.
+func TestMemoryScenario(t *testing.T) {
+	o, err := parseOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fixture{origin: "http://127.0.0.1:1234", apiKey: "qs_live_x", integrationID: "int_1"}
+	r := newRow(scEnvelopeMemory, "embedded")
+	sc, err := o.gatewayScenario(scEnvelopeMemory, f, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.ResponseBody) != envoy.DefaultBufferLimit || r.bodyBytes != len(sc.ResponseBody) || r.bodyEvents < 1 || r.bodyEvents > 1000 {
+		t.Errorf("body %d bytes (row %d), %d events; want %d bytes, 1..1000 events", len(sc.ResponseBody), r.bodyBytes, r.bodyEvents, envoy.DefaultBufferLimit)
+	}
+	want := map[string]string{
+		":method": "GET", ":path": fmt.Sprintf("/api/v1/logs?limit=%d", r.bodyEvents), "accept": envelopeMediaType,
+		"x-quantaseal-integration": "int_1", "authorization": "SSWS qs_live_x",
+	}
+	for _, h := range sc.RequestHeaders {
+		if v, ok := want[h.Key]; ok {
+			if h.Value != v {
+				t.Errorf("request header %s = %q, want %q", h.Key, h.Value, v)
+			}
+			delete(want, h.Key)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("request headers missing: %v", want)
+	}
+	var contentLength string
+	for _, h := range sc.ResponseHeaders {
+		if h.Key == "content-length" {
+			contentLength = h.Value
+		}
+	}
+	if contentLength != fmt.Sprint(len(sc.ResponseBody)) || !sc.AllowModeOverride {
+		t.Errorf("content-length %q for a %d-byte body; allow_mode_override %v", contentLength, len(sc.ResponseBody), sc.AllowModeOverride)
+	}
+	cfg := o.loadConfig("127.0.0.1:1", 0)
+	o.memoryLoad(&cfg)
+	if cfg.Concurrency != 1000 || cfg.Requests != 1000 || cfg.Duration != 0 || cfg.Warmup != 0 || cfg.MaxMessageTimeout != 0 || cfg.MessageTimeout < time.Minute {
+		t.Errorf("memory load config %+v", cfg)
+	}
+}
+
+func TestSetMemoryRatio(t *testing.T) {
+	tests := []struct {
+		name      string
+		rss       int64
+		streams   int
+		want      float64
+		wantLabel string
+	}{
+		{"every body held once and a half", 1500 << 20, 1000, 1.5, "1000 streams × 1.0 MiB"},
+		{"bounded", 250 << 20, 1000, 0.25, "1000 streams × 1.0 MiB"},
+		{"RSS unknown", -1, 1000, 0, ""},
+		{"no streams", 256 << 20, 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRow(scEnvelopeMemory, "embedded")
+			r.peakRSS, r.bodyBytes, r.memoryStreams = tt.rss, 1<<20, tt.streams
+			r.setMemoryRatio()
+			if r.ratio != tt.want || r.baseline != tt.wantLabel {
+				t.Errorf("ratio %v baseline %q, want %v %q", r.ratio, r.baseline, tt.want, tt.wantLabel)
+			}
+		})
+	}
+}
+
+// TestRunEnvelopeMemory runs the memory scenario end to end, small, against the real
+// gateway: the envelope of a 1 MiB page opens, no call is shed (six bodies fit the
+// budget), and the table, the summary and the bench line report it.
+func TestRunEnvelopeMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	const streams = 6
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"--pin=false", "--gateway", gatewaytest.Binary(t), "--workdir", t.TempDir(),
+		"--scenarios", scEnvelopeMemory, "--stores", "embedded", "--memory-streams", fmt.Sprint(streams)}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	var lines []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "bench: ") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("bench lines %q, want one\n%s", lines, out.String())
+	}
+	m := benchLine.FindStringSubmatch(lines[0])
+	if m == nil || m[1] != scEnvelopeMemory || m[2] != "embedded" || m[5] == "-" || m[6] != "-" {
+		t.Errorf("bench line %q: want scenario %s, a ratio and no target", lines[0], scEnvelopeMemory)
+	}
+	// How many bodies overlap depends on scheduling (loadgen's tests pin it down); the
+	// summary must report between one and all of them, and a peak RSS.
+	summary := regexp.MustCompile(fmt.Sprintf(`(?m)^%s/embedded: %d streams, %d requests of a %d-byte System Log page \(\d+ events\), sealed; `+
+		`0 shed with 503 \+ Retry-After \(body budget full\); at most ([1-%d]) bodies awaiting their reply at the load generator at once; `+
+		`server peak RSS \d+\.\d MiB = \d+\.\d\d × one body per stream\.$`,
+		scEnvelopeMemory, streams, streams, envoy.DefaultBufferLimit, streams))
+	if !summary.MatchString(out.String()) {
+		t.Errorf("no memory summary matching %s:\n%s", summary, out.String())
 	}
 }

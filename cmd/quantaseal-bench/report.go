@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -70,6 +71,10 @@ func printTable(w io.Writer, o *options, rows []*row) {
 	fmt.Fprintln(w, "ratio: rps ÷ baseline rps (noop for transparent; envelope.Seal ops/s of the same page for the envelope scenarios).")
 	fmt.Fprintln(w, "cpu ratio: baseline CPU per op ÷ gateway CPU per request — the same comparison without the load generator sharing the cores.")
 	fmt.Fprintln(w, "gen CPU: the load generator's own CPU per request (it runs on the same cores as the server).")
+	if slices.ContainsFunc(rows, func(r *row) bool { return r.scenario == scEnvelopeMemory }) {
+		fmt.Fprintln(w, "envelope_memory ratio: server peak RSS ÷ the bytes of the response bodies in flight at once (below 1 and falling as streams grow = bounded; no target).")
+		printMemory(w, o, rows)
+	}
 	for _, r := range rows {
 		if r.problem != "" {
 			fmt.Fprintf(w, "NOT VALID %s/%s: %s\n", r.scenario, r.store, r.problem)

@@ -15,9 +15,15 @@ const (
 	scTransparent         = "transparent"
 	scTransparentEnvelope = "transparent_envelope"
 	scOutbound            = "outbound"
+	scEnvelopeMemory      = "envelope_memory" // memory.go
 )
 
-var allScenarios = []string{scNoop, scTransparent, scTransparentEnvelope, scOutbound}
+var allScenarios = []string{scNoop, scTransparent, scTransparentEnvelope, scOutbound, scEnvelopeMemory}
+
+// gatewayScenarios are the scenarios run against the gateway, in run order. The memory
+// scenario comes last: it leaves the gateway's RSS high, and every scenario's peak
+// RSS is measured from where the previous one left it.
+var gatewayScenarios = []string{scTransparent, scTransparentEnvelope, scOutbound, scEnvelopeMemory}
 
 // targets: a scenario's throughput over its baseline (noop for transparent, the crypto
 // ceiling of the same body for the envelope scenarios).
@@ -57,12 +63,18 @@ func outboundMode() *extprocfilterv3.ProcessingMode {
 // transparentScenario is an Okta SDK's GET /api/v1/users?limit=25 in API-token mode
 // through the sidecar; accept selects plain JSON or an envelope.
 func transparentScenario(name string, f fixture, accept string) loadgen.Scenario {
+	return getScenario(name, f, usersPath, accept, f.usersPage)
+}
+
+// getScenario is an Okta SDK's GET of path in API-token mode through the sidecar,
+// answered by Okta with body; accept selects plain JSON or an envelope.
+func getScenario(name string, f fixture, path, accept string, body []byte) loadgen.Scenario {
 	return loadgen.Scenario{
 		Name:              name,
 		Mode:              sidecarMode(),
 		AllowModeOverride: true,
 		RequestHeaders: headers(
-			":method", "GET", ":path", usersPath, ":authority", listener, ":scheme", "http",
+			":method", "GET", ":path", path, ":authority", listener, ":scheme", "http",
 			"user-agent", "okta-sdk-golang/5.0.2 golang/go1.26.0 linux/amd64",
 			"accept", accept,
 			"authorization", "SSWS "+f.apiKey,
@@ -70,8 +82,8 @@ func transparentScenario(name string, f fixture, accept string) loadgen.Scenario
 			"x-forwarded-proto", "http",
 		),
 		ResponseStatus:  200,
-		ResponseHeaders: loadgen.OktaResponseHeaders(f.origin, usersPath, len(f.usersPage)),
-		ResponseBody:    f.usersPage,
+		ResponseHeaders: loadgen.OktaResponseHeaders(f.origin, path, len(body)),
+		ResponseBody:    body,
 	}
 }
 

@@ -36,9 +36,11 @@
 // [Result] holds the completed requests per second, latency percentiles overall and
 // per phase (the time from sending each message to its reply), the outcome counts, the
 // CPU time per request of this process (getrusage) and of the server process when
-// [Config.ServerPID] names one (/proc/PID/stat), and — for a server running in this
-// process — heap allocations per request from runtime.MemStats, which then include
-// the generator's own.
+// [Config.ServerPID] names one (/proc/PID/stat), the most body messages that awaited
+// their replies at once (what a processor that buffers bodies had to hold), and — for
+// a server running in this process — heap allocations per request from
+// runtime.MemStats, which then include the generator's own. [PeakRSS] reads a server's
+// peak resident set size.
 //
 // # Crypto ceiling
 //
@@ -51,5 +53,6 @@
 // # Bodies
 //
 // [UsersPage] and [SystemLogPage] build Okta responses of realistic size and shape
-// (okta-api.md §1.1 and §1.7).
+// (okta-api.md §1.1 and §1.7); [SystemLogPageOfSize] fills a page to an exact size,
+// such as a proxy's buffer limit.
 package loadgen

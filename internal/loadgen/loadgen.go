@@ -135,6 +135,12 @@ type Result struct {
 	// TimeoutOverrides counts override_message_timeout replies; ModeOverrides counts
 	// requests whose processing mode a mode_override changed.
 	TimeoutOverrides, ModeOverrides int64
+	// PeakBodiesInFlight is the most request_body and response_body messages that were
+	// sent (or being sent) and not yet answered at one moment of the measured window:
+	// an upper bound of the buffered bodies the processor held at once. Only a bound: a
+	// reply the processor has written (and its body let go of) counts until this side
+	// has read it, which under load can be much later.
+	PeakBodiesInFlight int64
 	// SelfCPU is the CPU time (user+system) of this process in the window;
 	// ServerCPU that of the server process, or -1 when ServerPID was 0.
 	SelfCPU, ServerCPU time.Duration
@@ -172,7 +178,23 @@ type runner struct {
 	next   atomic.Uint64
 	ids    atomic.Uint64
 	idPfx  string
+	bodies gauge // body messages awaiting their reply
 }
+
+// gauge counts things in flight and remembers the most there were at once.
+type gauge struct{ now, peak atomic.Int64 }
+
+func (g *gauge) inc() {
+	n := g.now.Add(1)
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (g *gauge) dec() { g.now.Add(-1) }
 
 // requestID returns a unique x-request-id, like the UUID the connection manager adds.
 func (r *runner) requestID() string {
@@ -220,13 +242,17 @@ func Run(ctx context.Context, cfg Config, sc Scenario) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	// The warm-up's requests have all ended: only the measured window's peak counts.
+	r.bodies.peak.Store(0)
 	before := snapshot(cfg)
 	start := time.Now()
 	st := r.phase(ctx, cfg.Duration, cfg.Requests, true)
 	elapsed := time.Since(start)
 	after := snapshot(cfg)
 	// A run cut short by ctx still reports what it measured.
-	return st.result(sc.Name, elapsed, before, after, cfg), ctx.Err()
+	res := st.result(sc.Name, elapsed, before, after, cfg)
+	res.PeakBodiesInFlight = r.bodies.peak.Load()
+	return res, ctx.Err()
 }
 
 // maxMessageBytes matches the gateway's gRPC limit (a buffered body is one message).

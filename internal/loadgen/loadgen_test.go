@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -594,5 +595,41 @@ func TestUnreachable(t *testing.T) {
 	}
 	if res.OK != 0 || res.Errors["grpc_Unavailable"] != 3 {
 		t.Errorf("ok %d errors %v, want 3 × grpc_Unavailable", res.OK, res.Errors)
+	}
+}
+
+// TestPeakBodiesInFlight: a processor that answers no request_body until every stream
+// has sent one shows all of them in flight at once; a scenario without bodies has none.
+func TestPeakBodiesInFlight(t *testing.T) {
+	const streams = 4
+	var arrived atomic.Int32
+	release := make(chan struct{})
+	_, addr := start(t, func(n int, req *extprocv3.ProcessingRequest) step {
+		if kind(req) == "request_body" && arrived.Add(1) == streams {
+			close(release)
+		}
+		if kind(req) == "request_body" {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second): // fails the count below rather than hanging
+			}
+		}
+		return noop(n, req)
+	})
+	res, err := loadgen.Run(t.Context(), loadgen.Config{Target: addr, Requests: streams, Concurrency: streams}, postOutbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != streams || res.PeakBodiesInFlight != streams {
+		t.Errorf("ok %d, peak bodies in flight %d; want %d and %d", res.OK, res.PeakBodiesInFlight, streams, streams)
+	}
+
+	_, addr = start(t, noop)
+	res, err = loadgen.Run(t.Context(), loadgen.Config{Target: addr, Requests: streams, Concurrency: streams}, getUsers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != streams || res.PeakBodiesInFlight != 0 {
+		t.Errorf("headers only: ok %d, peak bodies in flight %d; want %d and 0", res.OK, res.PeakBodiesInFlight, streams)
 	}
 }

@@ -157,6 +157,33 @@ func TestOktaBodies(t *testing.T) {
 	}
 }
 
+func TestSystemLogPageOfSize(t *testing.T) {
+	for _, size := range []int{1 << 20, 64 << 10, 5000} {
+		page, events, err := SystemLogPageOfSize(size)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		var evs []struct{ UUID string }
+		if err := json.Unmarshal(page, &evs); err != nil {
+			t.Fatalf("size %d: not JSON: %v", size, err)
+		}
+		if len(page) != size || len(evs) != events || events == 0 || evs[events-1].UUID == "" {
+			t.Errorf("size %d: %d bytes, %d events decoded, %d reported", size, len(page), len(evs), events)
+		}
+		if events < 1000 {
+			if bigger, err := SystemLogPage(events + 1); err != nil || len(bigger) <= size {
+				t.Errorf("size %d: %d events reported, but %d fit (%d bytes, %v)", size, events, events+1, len(bigger), err)
+			}
+		}
+		if page[len(page)-1] != ']' {
+			t.Errorf("size %d: page ends in %q", size, page[len(page)-1])
+		}
+	}
+	if _, _, err := SystemLogPageOfSize(100); err == nil {
+		t.Error("a 100-byte page: no error, but no event fits")
+	}
+}
+
 func TestCeiling(t *testing.T) {
 	body, err := UsersPage("https://example.okta.com", 25)
 	if err != nil {

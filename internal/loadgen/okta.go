@@ -162,6 +162,46 @@ func SystemLogPage(n int) ([]byte, error) {
 	return marshal("system log page", events)
 }
 
+// SystemLogPageOfSize is the fullest System Log page that is exactly size bytes: as
+// many whole events as fit (at most 1000, the API's largest limit), then spaces before
+// the closing bracket, which JSON ignores. It returns the page and its event count. A
+// body of exactly a proxy's buffer limit is the largest one the proxy still hands over
+// in one piece, so it is the worst case for whoever holds it.
+func SystemLogPageOfSize(size int) ([]byte, int, error) {
+	const maxEvents = 1000
+	fits := func(n int) ([]byte, bool, error) {
+		b, err := SystemLogPage(n)
+		return b, err == nil && len(b) <= size, err
+	}
+	// Binary search for the largest n that fits; n = 0 is the empty page "[]".
+	lo, hi := 0, maxEvents
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		_, ok, err := fits(mid)
+		if err != nil {
+			return nil, 0, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	page, ok, err := fits(lo)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok || lo == 0 {
+		return nil, 0, fmt.Errorf("loadgen: no System Log event fits in %d bytes", size)
+	}
+	padded := make([]byte, 0, size)
+	padded = append(padded, page[:len(page)-1]...) // without the closing ']'
+	for len(padded) < size-1 {
+		padded = append(padded, ' ')
+	}
+	return append(padded, ']'), lo, nil
+}
+
 // OktaResponseHeaders are the headers Okta sends with a list page of bodyLen bytes at
 // origin+path (okta-api.md §1: separate link headers, rate-limit headers, request id).
 func OktaResponseHeaders(origin, path string, bodyLen int) []Header {

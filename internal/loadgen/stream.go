@@ -176,6 +176,10 @@ func (x *exchange) call(phase Phase, req *extprocv3.ProcessingRequest) (*extproc
 			ResponseBodyMode: x.r.p.mode.GetResponseBodyMode(),
 		}
 	}
+	if phase == PhaseRequestBody || phase == PhaseResponseBody {
+		x.r.bodies.inc()
+		defer x.r.bodies.dec()
+	}
 	start := time.Now()
 	if x.timer != nil {
 		x.timer.Reset(x.r.cfg.MessageTimeout)
