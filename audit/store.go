@@ -93,11 +93,14 @@ type Proof struct {
 // audit/sqlitestore implement it and audit/audittest checks both. Every method returns
 // an error wrapping ErrUnavailable when the database fails.
 type Store interface {
-	// AppendBatch, in one transaction: creates the chains that do not exist yet, locks
-	// the head of every chain in chains (in ID order, so concurrent writers cannot
-	// deadlock), calls build with those heads, inserts the returned events and
-	// checkpoints, advances the heads and commits durably. Two writers appending to one
-	// chain are serialised on its head: no seq or prev_hash is ever used twice.
+	// AppendBatch calls build with the committed heads of chains (creating the chains
+	// that do not exist yet) and, in one durable transaction, inserts the returned
+	// events and checkpoints and advances the heads — only if the heads are still the
+	// ones build saw. A store may lock the heads first (in ID order, so concurrent
+	// writers cannot deadlock) or build on heads it remembers and commit with a
+	// compare-and-set, locking and calling build again when the heads moved; build is
+	// pure, so that is allowed. Two writers appending to one chain are serialised on
+	// its head: no seq or prev_hash is ever used twice.
 	AppendBatch(ctx context.Context, chains []Chain, build BuildFunc) error
 	// Head returns the committed head of a chain, or ErrNotFound.
 	Head(ctx context.Context, chainID string) (Head, error)

@@ -6,6 +6,14 @@
 // writer in between — also a second process opening the same file. The group commit in
 // [audit.Log] is what makes this fast: one fsync serves a whole batch. The database file
 // is the caller's (the gateway uses <data-dir>/quantaseal.db).
+//
+// The audit committer runs inside the gateway, so every B-tree an event touches and
+// every page a commit writes to the WAL (each one a write and part of the fsync) is
+// gateway CPU. audit_events therefore carries only what a query or the fork backstop
+// needs (migrations/0002): the rowid table, UNIQUE (chain_id, seq) (reads by chain and
+// the backstop), UNIQUE (tenant_id, id) (listing and proofs) and (chain_id, time)
+// (export --since). Keys that follow the chain's order stay on a few hot pages; a key
+// on a random hash would touch a new page per event.
 package sqlitestore
 
 import (
@@ -69,11 +77,9 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 		dst   **sql.Stmt
 		query string
 	}{
-		// Not an upsert with RETURNING: its DO UPDATE would write the head row, and
-		// rewriting chain_id makes SQLite check the foreign keys of every event of
-		// the chain (measured: a third of the append path's CPU).
-		{&s.createChain, `INSERT INTO audit_chains (chain_id, tenant_id) VALUES (?, ?)
-			ON CONFLICT (chain_id) DO NOTHING`},
+		// Only run for a chain the head query did not find: the write lock is held, so
+		// no other writer can have created it in between.
+		{&s.createChain, `INSERT INTO audit_chains (chain_id, tenant_id) VALUES (?, ?)`},
 		{&s.updateHead, `UPDATE audit_chains SET head_seq = ?, head_hash = ? WHERE chain_id = ?`},
 		{&s.head, `SELECT ` + headCols + ` FROM audit_chains WHERE chain_id = ?`},
 		{&s.insCheckpoint, `INSERT INTO audit_checkpoints (chain_id, seq, tenant_id, time, body)
@@ -100,9 +106,14 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 	return s, nil
 }
 
+// insertEventsSQL is the INSERT of rows events. OR ROLLBACK: a failed insert fails the
+// whole batch anyway, and with the transaction, not the statement, as the unit of undo
+// SQLite keeps no statement journal (a copy of every page a multi-row statement first
+// touches; ~3% of the append path's CPU). The caller's Rollback then finds no
+// transaction, which it ignores.
 func insertEventsSQL(rows int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO audit_events
+	b.WriteString(`INSERT OR ROLLBACK INTO audit_events
 		(id, chain_id, seq, tenant_id, integration_id, time, prev_hash, hash, body) VALUES `)
 	for i := range rows {
 		if i > 0 {
@@ -153,17 +164,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // AppendBatch implements [audit.Store].
 func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build audit.BuildFunc) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		heads := make(map[string]audit.Head, len(chains))
-		create, head := tx.StmtContext(ctx, s.createChain), tx.StmtContext(ctx, s.head)
-		for _, c := range chains {
-			if _, err := create.ExecContext(ctx, c.ID, c.TenantID); err != nil {
-				return err
-			}
-			h, err := scanHead(head.QueryRowContext(ctx, c.ID))
-			if err != nil {
-				return err
-			}
-			heads[c.ID] = h
+		heads, err := s.lockedHeads(ctx, tx, chains)
+		if err != nil {
+			return err
 		}
 		b, err := build(heads)
 		if err != nil {
@@ -199,6 +202,29 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		return unavailable("append", err)
 	}
 	return nil
+}
+
+// lockedHeads reads the head of every chain in chains, creating the chains that do not
+// exist yet. The caller's transaction holds the write lock (BEGIN IMMEDIATE), so the
+// heads cannot move until it ends. Chains almost always exist: reading first costs one
+// statement per chain, where an INSERT … ON CONFLICT DO NOTHING before every read cost two.
+func (s *Store) lockedHeads(ctx context.Context, tx *sql.Tx, chains []audit.Chain) (map[string]audit.Head, error) {
+	heads := make(map[string]audit.Head, len(chains))
+	head := tx.StmtContext(ctx, s.head)
+	for _, c := range chains {
+		h, err := scanHead(head.QueryRowContext(ctx, c.ID))
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err = tx.StmtContext(ctx, s.createChain).ExecContext(ctx, c.ID, c.TenantID); err != nil {
+				return nil, err
+			}
+			h, err = scanHead(head.QueryRowContext(ctx, c.ID))
+		}
+		if err != nil {
+			return nil, err
+		}
+		heads[c.ID] = h
+	}
+	return heads, nil
 }
 
 // appendEvents inserts evs with the multi-row statements of insertRows, largest first.
