@@ -82,6 +82,10 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	MaxMessageBytes int           `yaml:"max_message_bytes"` // gRPC receive/send limit
 	MessageTimeout  time.Duration `yaml:"message_timeout"`   // Envoy's ext_proc message_timeout, so the processor knows its budget
+	// MaxBufferedBodyBytes bounds the response bodies that envelope (and hashed) calls
+	// hold at once; a call that finds no room waits while Envoy keeps its body, and is
+	// answered 503 after a few seconds (extproc.Config.MaxBufferedBodyBytes).
+	MaxBufferedBodyBytes int64 `yaml:"max_buffered_body_bytes"`
 }
 
 // defaultConfig returns the embedded defaults `make run` uses.
@@ -117,6 +121,11 @@ func defaultConfig() Config {
 			// one stream pin unbounded memory (envoy-extproc.md §3, gotcha 16).
 			MaxMessageBytes: 16 << 20,
 			MessageTimeout:  2 * time.Second,
+			// 32 bodies of Envoy's default 1 MiB limit: enough to keep a core busy
+			// sealing, and about 200 MiB of heap while they are sealed (each costs its
+			// body, its ciphertext, the envelope JSON and the reply), whatever the
+			// number of streams.
+			MaxBufferedBodyBytes: 32 << 20,
 		},
 	}
 }
@@ -177,6 +186,11 @@ func envOverrides(c *Config) []envOverride {
 		}},
 		{"QUANTASEAL_DRAIN_DELAY", duration(&c.Server.DrainDelay)},
 		{"QUANTASEAL_MESSAGE_TIMEOUT", duration(&c.Server.MessageTimeout)},
+		{"QUANTASEAL_MAX_BUFFERED_BODY_BYTES", func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			c.Server.MaxBufferedBodyBytes = n
+			return err
+		}},
 	}
 }
 
@@ -293,6 +307,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MaxMessageBytes < 1<<20 {
 		bad("server.max_message_bytes must be at least 1 MiB (Envoy's default buffer limit)")
+	}
+	if c.Server.MaxBufferedBodyBytes < 1<<20 {
+		bad("server.max_buffered_body_bytes must be at least 1 MiB (one body at Envoy's default buffer limit)")
 	}
 	return errors.Join(errs...)
 }

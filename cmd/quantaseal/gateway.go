@@ -144,8 +144,9 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 		TokenTimeout:    cfg.Okta.TokenTimeout,
 		MaxMessageBytes: cfg.Server.MaxMessageBytes,
 		// Send override_message_timeout well before Envoy's per-message timer fires.
-		OverrideAfter: cfg.Server.MessageTimeout / 2,
-		HashResponses: cfg.Audit.HashResponses,
+		OverrideAfter:        cfg.Server.MessageTimeout / 2,
+		HashResponses:        cfg.Audit.HashResponses,
+		MaxBufferedBodyBytes: cfg.Server.MaxBufferedBodyBytes,
 	}, extproc.Deps{
 		Authenticator: apiKeyAuthenticator{auth: registry.NewAuthenticator(gw.registry)},
 		Integrations:  integrationResolver{store: gw.registry},
