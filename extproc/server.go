@@ -62,9 +62,10 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxBufferedBodyBytes bounds the response bodies held at once by envelope and
 	// hashed calls, counted as Envoy announces them (content-length, or MaxBodyBytes
-	// when absent). While sealing, a body costs about three times its size (the body,
-	// its envelope, the reply), so the default 64 MiB keeps that part of the heap
-	// near 200 MiB whatever the concurrency. See bodyBudget.
+	// when absent). While sealing, a body costs about six times its size (the body,
+	// its ciphertext, the envelope JSON, the reply and their copies), so the default
+	// 32 MiB keeps that part of the heap near 200 MiB whatever the concurrency. See
+	// bodyBudget.
 	MaxBufferedBodyBytes int64
 	// BodyWait is how long a call waits for room in MaxBufferedBodyBytes before it
 	// is answered 503 with Retry-After. It must stay below MessageTimeoutOverride.
@@ -98,7 +99,7 @@ func (c Config) withDefaults() Config {
 		c.MaxMessageBytes = 16 << 20
 	}
 	if c.MaxBufferedBodyBytes <= 0 {
-		c.MaxBufferedBodyBytes = 64 << 20
+		c.MaxBufferedBodyBytes = 32 << 20
 	}
 	def(&c.BodyWait, 5*time.Second)
 	return c
