@@ -7,11 +7,13 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 )
 
-// memStream is an ext_proc stream without gRPC: Process reads msgs in order and the
-// replies are counted. It measures the processor's own work, which a loopback gRPC
-// benchmark mixes with the client's and the transport's.
+// memStream is an ext_proc stream without gRPC: Process reads msgs in order and each
+// reply is marshalled, as gRPC would, and counted. It measures the processor's own work
+// (encoding its replies included), which a loopback gRPC benchmark mixes with the
+// client's and the transport's.
 type memStream struct {
 	ctx     context.Context
 	msgs    []*extprocv3.ProcessingRequest
@@ -29,6 +31,9 @@ func (m *memStream) Recv() (*extprocv3.ProcessingRequest, error) {
 }
 
 func (m *memStream) Send(r *extprocv3.ProcessingResponse) error {
+	if _, err := proto.Marshal(r); err != nil {
+		return err
+	}
 	m.replies++
 	m.last = r
 	return nil
@@ -65,10 +70,12 @@ func processTransparent(tb testing.TB, s *Server, msgs []*extprocv3.ProcessingRe
 }
 
 // transparentAllocBudget is the most heap allocations one transparent call may cost
-// the processor (fakes included, which cost about 4: an id, the recorded slice). It is
-// the measured figure with a little headroom: raising it needs a reason, such as a
-// feature that must allocate. See BenchmarkProcessTransparent for the current value.
-const transparentAllocBudget = 150
+// the processor, its two replies marshalled (fakes included, which cost about 4: an
+// id, the recorded slice). It is the measured figure (125 since dynamic metadata is
+// written in wire form; 156 before) with a little headroom: raising it needs a
+// reason, such as a feature that must allocate. BenchmarkProcessTransparent reports
+// the current value.
+const transparentAllocBudget = 140
 
 func TestTransparentCallAllocationBudget(t *testing.T) {
 	if raceEnabled {

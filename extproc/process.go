@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/quantaseal/gateway/okta/oktaheader"
 	"github.com/quantaseal/gateway/policy"
@@ -232,18 +231,11 @@ func bodyModes(response extprocfilterv3.ProcessingMode_BodySendMode) *extprocfil
 const MetadataNamespace = "quantaseal"
 
 // metadata is {"quantaseal": {"operation", "integration_id", "decision", "code",
-// "audit_event_id"}} for access logs; empty values are left out.
-func (c *call) metadata(decision, code, auditEventID string) *structpb.Struct {
-	fields := make(map[string]*structpb.Value, 5)
-	for _, kv := range [...][2]string{{"operation", c.op.Name}, {"integration_id", c.integ.ID},
-		{"decision", decision}, {"code", code}, {"audit_event_id", auditEventID}} {
-		if kv[1] != "" {
-			fields[kv[0]] = structpb.NewStringValue(kv[1])
-		}
-	}
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: fields}),
-	}}
+// "audit_event_id"}} for access logs; empty values are left out. See metadata.go for
+// how it is attached.
+func (c *call) metadata(decision, code, auditEventID string) metadataFields {
+	return metadataFields{{"audit_event_id", auditEventID}, {"code", code}, {"decision", decision},
+		{"integration_id", c.integ.ID}, {"operation", c.op.Name}}
 }
 
 func requestHeadersReply(cr *extprocv3.CommonResponse, mode *extprocfilterv3.ProcessingMode) *extprocv3.ProcessingResponse {
@@ -305,7 +297,7 @@ func (st *stream) reject(f *failure) (*extprocv3.ProcessingResponse, error) {
 			slog.String("code", f.code), slog.String("error", f.cause.Error()))
 	}
 	resp := immediate(f, st.integ.ID, id)
-	resp.DynamicMetadata = st.metadata(decision, f.code, id)
+	setMetadata(resp, st.metadata(decision, f.code, id))
 	return resp, nil
 }
 
@@ -394,7 +386,7 @@ func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Process
 		return st.reject(f)
 	}
 	resp := requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, removes)}, bodyModes(respMode))
-	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
+	setMetadata(resp, st.metadata(decisionAllow, "", st.intentID))
 	return resp, nil
 }
 
@@ -460,7 +452,7 @@ func (st *stream) releaseBody() (*extprocv3.ProcessingResponse, error) {
 	}
 	sets, _ := injectHeaders(&st.call, authz, st.reqHeaders, set)
 	resp := requestBodyReply(&extprocv3.CommonResponse{HeaderMutation: headerMutation(sets, nil)})
-	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
+	setMetadata(resp, st.metadata(decisionAllow, "", st.intentID))
 	return resp, nil
 }
 
@@ -553,7 +545,7 @@ func (st *stream) outbound(body []byte) (*extprocv3.ProcessingResponse, error) {
 		HeaderMutation: headerMutation(sets, removes),
 		BodyMutation:   bm,
 	})
-	resp.DynamicMetadata = st.metadata(decisionAllow, "", st.intentID)
+	setMetadata(resp, st.metadata(decisionAllow, "", st.intentID))
 	return resp, nil
 }
 
@@ -704,7 +696,7 @@ func (st *stream) complete(body []byte, bodyKnown, inHeaders bool) (*extprocv3.P
 		} else {
 			resp = responseBodyReply(cr)
 		}
-		resp.DynamicMetadata = md
+		setMetadata(resp, md)
 		return resp, nil
 	}
 
@@ -744,7 +736,7 @@ func (st *stream) complete(body []byte, bodyKnown, inHeaders bool) (*extprocv3.P
 			HeaderMutation: headerMutation(sets, removes),
 			BodyMutation:   bm,
 		})
-		resp.DynamicMetadata = md
+		setMetadata(resp, md)
 		return resp, nil
 	}
 	// BUFFERED + SEND keeps content-length and checks it against the new body after
@@ -754,7 +746,7 @@ func (st *stream) complete(body []byte, bodyKnown, inHeaders bool) (*extprocv3.P
 		HeaderMutation: headerMutation(sets, removes),
 		BodyMutation:   bm,
 	})
-	resp.DynamicMetadata = md
+	setMetadata(resp, md)
 	return resp, nil
 }
 
