@@ -200,6 +200,9 @@ func startGateway(ctx context.Context, o *options, store, dir string, usersPage 
 		"QUANTASEAL_DRAIN_DELAY":          "0s",
 		"QUANTASEAL_LOG_LEVEL":            o.gatewayLogLevel,
 	}
+	for k, v := range o.gatewayEnv {
+		settings[k] = v
+	}
 	if store == "postgres" {
 		u, drop, err := freshDatabase(ctx, o.databaseURL)
 		if err != nil {

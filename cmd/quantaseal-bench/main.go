@@ -83,6 +83,7 @@ type options struct {
 	scenarios, stores                                 []string
 	gateway, databaseURL, gatewayLogLevel, workDir    string
 	cpuProfile                                        string
+	gatewayEnv                                        map[string]string // --gateway-env: extra settings of the gateway child
 	pin                                               bool
 	serverCPUs                                        string // set when pinned
 }
@@ -122,6 +123,15 @@ func parseOptions(args []string) (*options, error) {
 	fs.StringVar(&o.gatewayLogLevel, "gateway-log-level", "info", "the gateway's log level (its log goes to a file in the work directory)")
 	fs.BoolVar(&o.pin, "pin", true, "run the server on half of the CPUs and the load generator and ceiling on the other half (taskset)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (the load generator and ceiling) to a file")
+	o.gatewayEnv = map[string]string{}
+	fs.Func("gateway-env", "KEY=VALUE added to the gateway's environment, e.g. QUANTASEAL_AUDIT_MAX_DELAY=0s (repeatable)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", s)
+		}
+		o.gatewayEnv[k] = v
+		return nil
+	})
 	fs.StringVar(&o.workDir, "workdir", "", "directory for binaries, data and logs (default: a temporary one, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
