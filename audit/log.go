@@ -29,6 +29,14 @@ type Config struct {
 	WriterID string
 	// MaxBatch is the most events one transaction commits. Default 256.
 	MaxBatch int
+	// MaxInFlight is how many batches may be committing at once. Default 1: each
+	// batch is built on the heads the previous one committed. A store whose AppendBatch
+	// may run concurrently and orders the commits of a chain itself — the PostgreSQL
+	// store: each batch claims the heads its predecessor will leave and commits with a
+	// compare-and-set, waiting on the head rows' locks — can take 2 or more: a batch's
+	// round trip and fsync then overlap the next batch's collection and building. The
+	// next batch is dispatched only once the previous one has been built.
+	MaxInFlight int
 	// MaxDelay is how long the committer waits for more events when the previous batch
 	// had more than one event (there is load) and the current one is not full. When the
 	// log is idle an event is committed at once. Default 0: batches form only from the
@@ -68,6 +76,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 256
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 1
 	}
 	if c.AppendTimeout <= 0 {
 		c.AppendTimeout = 5 * time.Second
@@ -219,43 +230,119 @@ func (l *Log) Close(ctx context.Context) error {
 
 // run is the committer goroutine. Batches form from whatever is queued when the
 // previous commit ends ("group commit"), so one caller is never delayed and N callers
-// share one transaction.
+// share one transaction. With MaxInFlight > 1 the next batch is dispatched as soon as
+// the previous one has been built (its chain positions are claimed), so its round trip
+// and fsync overlap the next batch's collection, building and sending.
 func (l *Log) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cfg.CheckpointInterval / 4)
 	defer tick.Stop()
+	p := pipeline{l: l, done: make(chan committed, l.cfg.MaxInFlight)}
 	last := 0
 	for {
+		reqs := l.reqs
+		if p.inFlight >= l.cfg.MaxInFlight {
+			reqs = nil // wait for a commit to finish first
+		}
 		select {
-		case r, ok := <-l.reqs:
+		case r, ok := <-reqs:
 			if !ok {
+				p.wait()
 				if err := l.checkpoint(true); err != nil {
 					l.cfg.Logger.Error("audit final checkpoint failed", slog.Any("error", err))
 				}
 				return
 			}
-			last = l.commit(l.collect(r, last > 1))
+			batch := l.collect(r, last > 1)
+			last = len(batch)
+			p.dispatch(batch)
+		case c := <-p.done:
+			p.finish(c)
 		case <-tick.C:
 			if err := l.checkpoint(false); err != nil {
 				l.cfg.Logger.Warn("audit checkpoint failed", slog.Any("error", err))
 			}
 		case ch := <-l.flush:
-			l.drain()
+			l.drain(&p)
 			ch <- l.checkpoint(true)
 		}
 	}
 }
 
-// drain commits everything queued now.
-func (l *Log) drain() {
+// pipeline tracks the batches being committed. It is owned by the committer goroutine.
+type pipeline struct {
+	l        *Log
+	done     chan committed
+	inFlight int
+}
+
+// committed is a finished commit: the heads it left, for the checkpoint bookkeeping,
+// which only the committer goroutine touches.
+type committed struct {
+	heads map[string]Head
+	err   error
+}
+
+// dispatch commits batch on its own goroutine and returns once the batch has been
+// built — its events have their chain positions, so the next batch builds on them —
+// or has finished. Commits that finish meanwhile are accounted for.
+func (p *pipeline) dispatch(batch []*request) {
+	p.inFlight++
+	built := make(chan struct{})
+	go func() { p.done <- p.l.commit(batch, built) }()
 	for {
+		select {
+		case <-built:
+			return
+		case c := <-p.done:
+			p.finish(c)
+			select {
+			case <-built:
+				return
+			default:
+				// An earlier batch finished; this one is still being built.
+			}
+		}
+	}
+}
+
+func (p *pipeline) finish(c committed) {
+	p.inFlight--
+	if c.err != nil {
+		return
+	}
+	for id, h := range c.heads {
+		if h.CheckpointSeq >= h.Seq {
+			delete(p.l.uncovered, id)
+		} else if _, ok := p.l.uncovered[id]; !ok {
+			p.l.uncovered[id] = p.l.cfg.Now()
+		}
+	}
+}
+
+// wait returns once every dispatched batch has finished.
+func (p *pipeline) wait() {
+	for p.inFlight > 0 {
+		p.finish(<-p.done)
+	}
+}
+
+// drain commits everything queued now and waits for every commit to finish.
+func (l *Log) drain(p *pipeline) {
+	for {
+		if p.inFlight >= l.cfg.MaxInFlight {
+			p.finish(<-p.done)
+			continue
+		}
 		select {
 		case r, ok := <-l.reqs:
 			if !ok {
+				p.wait()
 				return
 			}
-			l.commit(l.collect(r, false))
+			p.dispatch(l.collect(r, false))
 		default:
+			p.wait()
 			return
 		}
 	}
@@ -297,11 +384,15 @@ func (l *Log) collect(first *request, busy bool) []*request {
 	return batch
 }
 
-// commit writes one batch and answers its callers; it returns the batch size.
-func (l *Log) commit(batch []*request) int {
+// commit writes one batch and answers its callers. It closes built once the store has
+// called build (or has failed without calling it).
+func (l *Log) commit(batch []*request, built chan struct{}) committed {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.AppendTimeout)
 	defer cancel()
+	var signal sync.Once
+	signalBuilt := func() { signal.Do(func() { close(built) }) }
+	defer signalBuilt()
 
 	seen := map[string]bool{}
 	var chains []Chain
@@ -313,15 +404,18 @@ func (l *Log) commit(batch []*request) int {
 	}
 	slices.SortFunc(chains, func(a, b Chain) int { return cmp.Compare(a.ID, b.ID) })
 
-	var built Batch
+	var out Batch
 	var heads map[string]Head
 	err := l.store.AppendBatch(ctx, chains, func(locked map[string]Head) (Batch, error) {
+		// The store calls build once per attempt; the batch's positions are claimed
+		// by the first, which is what the next batch waits for.
+		defer signalBuilt()
 		b, h, err := l.build(batch, locked)
-		built, heads = b, h
+		out, heads = b, h
 		return b, err
 	})
 	if l.cfg.Observe != nil {
-		l.cfg.Observe(BatchStats{Events: len(batch), Checkpoints: len(built.Checkpoints), Duration: time.Since(start), Err: err})
+		l.cfg.Observe(BatchStats{Events: len(batch), Checkpoints: len(out.Checkpoints), Duration: time.Since(start), Err: err})
 	}
 	if err != nil {
 		if !errors.Is(err, ErrUnavailable) {
@@ -331,19 +425,12 @@ func (l *Log) commit(batch []*request) int {
 		for _, r := range batch {
 			r.done <- result{err: err}
 		}
-		return len(batch)
+		return committed{err: err}
 	}
 	for i, r := range batch {
-		r.done <- result{ev: built.Events[i]}
+		r.done <- result{ev: out.Events[i]}
 	}
-	for id, h := range heads {
-		if h.CheckpointSeq >= h.Seq {
-			delete(l.uncovered, id)
-		} else if _, ok := l.uncovered[id]; !ok {
-			l.uncovered[id] = l.cfg.Now()
-		}
-	}
-	return len(batch)
+	return committed{heads: heads}
 }
 
 // build assigns seq, time, prev_hash and hash to the batch on top of the locked heads

@@ -366,10 +366,14 @@ func testConcurrent(t *testing.T, h Harness) {
 		}
 	}}
 	// Two Logs with the same writer id share every chain: they are serialised on the
-	// chain head. A third uses its own shard.
-	logs := []*audit.Log{NewLog(t, h.Store, cfg), NewLog(t, h.Store, cfg)}
-	cfg.WriterID = "w2"
-	logs = append(logs, NewLog(t, h.Store, cfg))
+	// chain head. A third uses its own shard. One of the sharing Logs and the third
+	// keep several batches in flight (Config.MaxInFlight), which every store must
+	// allow: each batch still commits on the head its predecessor left.
+	pipelined := cfg
+	pipelined.MaxInFlight = 3
+	logs := []*audit.Log{NewLog(t, h.Store, cfg), NewLog(t, h.Store, pipelined)}
+	pipelined.WriterID = "w2"
+	logs = append(logs, NewLog(t, h.Store, pipelined))
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	var wg sync.WaitGroup

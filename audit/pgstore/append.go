@@ -27,22 +27,28 @@ var (
 	insertEventsSQL = insertEvents(1)
 
 	// appendIfUnmovedSQL is the whole append in one autocommitted statement, for a
-	// batch built on heads this store committed itself. It locks the heads that are
-	// still exactly as remembered ($1–$4: chain, seq, hash, checkpoint seq), in chain
-	// order like the locking path; a head that another writer moved is re-read under
-	// READ COMMITTED and drops out. Only if every head is still as remembered does it
-	// advance them ($5, $6) and insert the events; otherwise it changes nothing and
-	// reports no rows. An UPDATE … WHERE head = old alone would not do: with several
-	// chains it could advance some heads and insert no events.
+	// batch built on heads this store committed or claimed itself. It locks the batch's
+	// head rows ($1: chain ids) in chain order, like the locking path: a row being
+	// advanced by an earlier batch still in flight (audit.Config.MaxInFlight) makes it
+	// wait for that commit and read the row as committed (READ COMMITTED re-reads a
+	// row it had to wait for). Only if every head is then exactly as expected ($2–$4:
+	// seq, hash, checkpoint seq) does it advance them ($5, $6) and insert the events;
+	// otherwise it changes nothing and reports no rows. An UPDATE … WHERE head = old
+	// alone would not do: with several chains it could advance some heads and insert no
+	// events. Nor would putting the comparison in the locking SELECT's WHERE: a row
+	// that does not match its snapshot is skipped without waiting, so a batch that
+	// arrives before its predecessor commits would fail instead of queueing behind it.
 	appendIfUnmovedSQL = `WITH remembered AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
 				AS r(chain_id, seq, hash, checkpoint_seq, new_seq, new_hash)
-		), unmoved AS MATERIALIZED (
-			SELECT c.chain_id FROM audit_chains c JOIN remembered r ON c.chain_id = r.chain_id
-			WHERE c.head_seq = r.seq AND c.head_hash = r.hash AND c.checkpoint_seq = r.checkpoint_seq
+		), locked AS MATERIALIZED (
+			SELECT c.chain_id, c.head_seq, c.head_hash, c.checkpoint_seq
+			FROM audit_chains c JOIN remembered r ON c.chain_id = r.chain_id
 			ORDER BY c.chain_id FOR UPDATE OF c
 		), verdict AS (
-			SELECT count(*) = cardinality($1::text[]) AS ok FROM unmoved
+			SELECT count(*) = cardinality($1::text[]) AS ok
+			FROM locked l JOIN remembered r ON l.chain_id = r.chain_id
+			WHERE l.head_seq = r.seq AND l.head_hash = r.hash AND l.checkpoint_seq = r.checkpoint_seq
 		), advanced AS (
 			UPDATE audit_chains c SET head_seq = r.new_seq, head_hash = r.new_hash
 			FROM remembered r WHERE c.chain_id = r.chain_id AND (SELECT ok FROM verdict)
@@ -71,40 +77,88 @@ type chainState struct {
 	moved bool
 }
 
-// AppendBatch implements [audit.Store].
+// AppendBatch implements [audit.Store]. It may be called concurrently (audit.Config
+// MaxInFlight); calls claim their heads one at a time, in call order.
 //
-// When this store committed the last batch of every chain in chains (its own head is
-// remembered and nothing moved it since), build runs on the remembered heads and the
-// batch goes in as one autocommitted statement: one round trip, one commit. Otherwise,
-// and for batches with checkpoints, the heads are locked in a transaction: BEGIN, one
-// pipelined round trip to create missing chains and lock the heads, one to insert the
-// events and advance the heads, COMMIT (each checkpoint adds its own statements).
+// When this store knows the head of every chain in chains (it committed or claimed
+// each last, and nothing moved it since), build runs on those heads and the batch goes
+// in as one autocommitted statement: one round trip, one commit. The heads the batch
+// will leave are claimed at once, so a batch started while this one is still
+// committing builds on them; its statement waits on the head rows' locks and commits
+// after this one. Otherwise, and for batches with checkpoints, the heads are locked in
+// a transaction: BEGIN, one pipelined round trip to create missing chains and lock the
+// heads, one to insert the events and advance the heads, COMMIT (each checkpoint adds
+// its own statements).
 func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build audit.BuildFunc) error {
-	known, fast := s.knownHeads(chains)
-	var prebuilt *audit.Batch
-	if fast {
-		b, err := build(known)
-		if err != nil {
-			return fmt.Errorf("audit pgstore: append: %w", err)
-		}
-		prebuilt = &b
-		if len(b.Checkpoints) == 0 {
-			next, appended, err := s.appendIfUnmoved(ctx, known, b)
-			if err != nil {
-				s.forget(chains)
-				return appendError(err)
-			}
-			if appended {
-				s.remember(next, nil)
-				return nil
-			}
-		}
+	c, err := s.claim(chains, build)
+	if err != nil {
+		return fmt.Errorf("audit pgstore: append: %w", err)
 	}
-	if err := s.appendLocked(ctx, chains, known, prebuilt, build); err != nil {
+	if c.next != nil {
+		appended, err := s.appendIfUnmoved(ctx, c.known, c.next, *c.batch)
+		if err != nil {
+			s.forget(chains)
+			return appendError(err)
+		}
+		if appended {
+			return nil
+		}
+		// A head moved: another writer, or a batch claimed before this one failed.
+		// Batches claimed after this one will find out the same way.
+		s.forget(chains)
+	}
+	if err := s.appendLocked(ctx, chains, c.known, c.batch, build); err != nil {
 		s.forget(chains)
 		return appendError(err)
 	}
 	return nil
+}
+
+// claimed is what claim decided for a batch.
+type claimed struct {
+	known map[string]audit.Head // the heads remembered for the batch's chains (some or all)
+	batch *audit.Batch          // built on known, when every head was known; else nil
+	next  map[string]audit.Head // set for the one-statement path: the heads batch leaves
+}
+
+// claim builds the batch on the remembered heads when the one-statement path may be
+// tried, and records the heads it will leave as the chains' heads, so the next claim
+// builds on them. It holds s.mu through build so that claims are made one at a time.
+// A batch that must take the locking path (a chain not known or found moved, or
+// checkpoints to sign) makes its chains unknown, so that batches claimed after it lock
+// too and build on what it commits.
+func (s *Store) claim(chains []audit.Chain, build audit.BuildFunc) (claimed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := claimed{known: make(map[string]audit.Head, len(chains))}
+	fast := true
+	for _, ch := range chains {
+		st, ok := s.chains[ch.ID]
+		if ok {
+			c.known[ch.ID] = st.head
+		}
+		fast = fast && ok && !st.moved
+	}
+	if fast {
+		b, err := build(c.known)
+		if err != nil {
+			return claimed{}, err
+		}
+		c.batch = &b
+		if len(b.Checkpoints) == 0 {
+			if c.next, err = advance(c.known, b); err != nil {
+				return claimed{}, err
+			}
+			for id, h := range c.next {
+				s.chains[id] = chainState{head: h}
+			}
+			return c, nil
+		}
+	}
+	for _, ch := range chains {
+		delete(s.chains, ch.ID) // known again once the locking path has built on the locked heads
+	}
+	return c, nil
 }
 
 func appendError(err error) error {
@@ -115,16 +169,12 @@ func appendError(err error) error {
 	return unavailable("append", err)
 }
 
-// appendIfUnmoved runs appendIfUnmovedSQL for b, built on the remembered heads known.
-// appended is false when another writer moved one of the heads.
-func (s *Store) appendIfUnmoved(ctx context.Context, known map[string]audit.Head, b audit.Batch) (next map[string]audit.Head, appended bool, err error) {
-	next, err = advance(known, b)
-	if err != nil {
-		return nil, false, &buildError{err}
-	}
+// appendIfUnmoved runs appendIfUnmovedSQL for b, built on the heads known and leaving
+// next. appended is false when a head was not found as known.
+func (s *Store) appendIfUnmoved(ctx context.Context, known, next map[string]audit.Head, b audit.Batch) (appended bool, err error) {
 	ev, err := encodeEvents(b.Events)
 	if err != nil {
-		return nil, false, &buildError{err}
+		return false, &buildError{err}
 	}
 	defer ev.release()
 	n := len(known)
@@ -138,15 +188,15 @@ func (s *Store) appendIfUnmoved(ctx context.Context, known map[string]audit.Head
 	args := append([]any{ids, seqs, hashes, cpSeqs, newSeqs, newHashes}, ev.args()...)
 	tag, err := s.pool.Exec(ctx, appendIfUnmovedSQL, args...)
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	switch tag.RowsAffected() {
 	case int64(len(b.Events)):
-		return next, true, nil
+		return true, nil
 	case 0:
-		return nil, false, nil
+		return false, nil
 	default: // the verdict gates every row: all or none
-		return nil, false, fmt.Errorf("one-statement append inserted %d of %d events", tag.RowsAffected(), len(b.Events))
+		return false, fmt.Errorf("one-statement append inserted %d of %d events", tag.RowsAffected(), len(b.Events))
 	}
 }
 
@@ -160,9 +210,7 @@ func (s *Store) appendLocked(ctx context.Context, chains []audit.Chain, known ma
 	for i, c := range chains {
 		ids[i], tenants[i] = c.ID, c.TenantID
 	}
-	var next map[string]audit.Head
-	var moved map[string]bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var heads []audit.Head
 		var lock pgx.Batch
 		lock.Queue(insertChainsSQL, ids, tenants)
@@ -174,25 +222,8 @@ func (s *Store) appendLocked(ctx context.Context, chains []audit.Chain, known ma
 		if err := tx.SendBatch(ctx, &lock).Close(); err != nil {
 			return err
 		}
-		locked := make(map[string]audit.Head, len(heads))
-		moved = make(map[string]bool, len(heads))
-		for _, h := range heads {
-			locked[h.ID] = h
-			if k, ok := known[h.ID]; ok && !sameHead(k, h) {
-				moved[h.ID] = true
-			}
-		}
-		var b audit.Batch
-		if prebuilt != nil && len(moved) == 0 && len(locked) == len(known) {
-			b = *prebuilt
-		} else {
-			var err error
-			if b, err = build(locked); err != nil {
-				return &buildError{err}
-			}
-		}
-		var err error
-		if next, err = advance(locked, b); err != nil {
+		b, next, err := s.buildLocked(heads, known, prebuilt, build)
+		if err != nil {
 			return &buildError{err}
 		}
 		ev, err := encodeEvents(b.Events)
@@ -219,11 +250,42 @@ func (s *Store) appendLocked(ctx context.Context, chains []audit.Chain, known ma
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+}
+
+// buildLocked builds the batch on the heads the locking path has locked — or takes
+// prebuilt, built on known, when those are the locked heads (build is pure; this
+// spares signing its checkpoints twice) — and claims the heads it will leave, as
+// claim does, so that a batch started while this transaction commits builds on
+// them. It holds s.mu throughout, like claim. A chain whose head was found elsewhere
+// than remembered (another writer shares it) is marked moved.
+func (s *Store) buildLocked(heads []audit.Head, known map[string]audit.Head, prebuilt *audit.Batch, build audit.BuildFunc) (audit.Batch, map[string]audit.Head, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	locked := make(map[string]audit.Head, len(heads))
+	moved := make(map[string]bool, len(heads))
+	for _, h := range heads {
+		locked[h.ID] = h
+		if k, ok := known[h.ID]; ok && !sameHead(k, h) {
+			moved[h.ID] = true
+		}
 	}
-	s.remember(next, moved)
-	return nil
+	var b audit.Batch
+	if prebuilt != nil && len(moved) == 0 && len(locked) == len(known) {
+		b = *prebuilt
+	} else {
+		var err error
+		if b, err = build(locked); err != nil {
+			return audit.Batch{}, nil, err
+		}
+	}
+	next, err := advance(locked, b)
+	if err != nil {
+		return audit.Batch{}, nil, err
+	}
+	for id, h := range next {
+		s.chains[id] = chainState{head: h, moved: moved[id]}
+	}
+	return b, next, nil
 }
 
 // sameHead reports whether two heads of a chain are the same committed state. The
@@ -267,33 +329,6 @@ func advance(heads map[string]audit.Head, b audit.Batch) (map[string]audit.Head,
 // storedTime is t as a timestamptz column holds it and scanHeads returns it: pgx sends
 // whole microseconds, truncated.
 func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-// knownHeads returns the remembered heads of chains and whether the one-statement
-// append may be tried: every chain's head is remembered and none was found moved.
-func (s *Store) knownHeads(chains []audit.Chain) (map[string]audit.Head, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	known := make(map[string]audit.Head, len(chains))
-	fast := true
-	for _, c := range chains {
-		st, ok := s.chains[c.ID]
-		if ok {
-			known[c.ID] = st.head
-		}
-		fast = fast && ok && !st.moved
-	}
-	return known, fast
-}
-
-// remember records heads this store has just committed. Should two batches of one
-// store finish out of order, the older head costs one failed one-statement attempt.
-func (s *Store) remember(heads map[string]audit.Head, moved map[string]bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, h := range heads {
-		s.chains[id] = chainState{head: h, moved: moved[id]}
-	}
-}
 
 // forget drops what is remembered of chains, after a failure that may or may not have
 // committed: the next batch reads the heads under lock.

@@ -58,7 +58,7 @@ type Store struct {
 	pool *pgxpool.Pool
 
 	mu     sync.Mutex
-	chains map[string]chainState // the chains this store appended to, by id
+	chains map[string]chainState // the chains this store appended to, by id: the heads its last claims leave
 }
 
 var _ audit.Store = (*Store)(nil)

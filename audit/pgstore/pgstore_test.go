@@ -472,3 +472,92 @@ func TestMigrateExistingData(t *testing.T) {
 		t.Errorf("audit_events primary key = %q, %v", pk, err)
 	}
 }
+
+// overlapTracer records how many one-statement appends were in flight at once.
+type overlapTracer struct {
+	now, peak, total atomic.Int64
+}
+
+type overlapKey struct{}
+
+func (o *overlapTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if !strings.HasPrefix(strings.TrimSpace(d.SQL), "WITH remembered") {
+		return ctx
+	}
+	o.total.Add(1)
+	n := o.now.Add(1)
+	for p := o.peak.Load(); n > p && !o.peak.CompareAndSwap(p, n); p = o.peak.Load() {
+	}
+	return context.WithValue(ctx, overlapKey{}, true)
+}
+
+func (o *overlapTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if ctx.Value(overlapKey{}) != nil {
+		o.now.Add(-1)
+	}
+}
+
+// TestPipelinedBatches keeps two batches in flight (audit.Config.MaxInFlight): the
+// second is built on the heads the first claimed and its statement waits on their
+// row locks, so the two commit in order. Under load the one-statement appends overlap,
+// every acknowledged event is stored once and the chains verify.
+func TestPipelinedBatches(t *testing.T) {
+	url := testenv.Postgres(t)
+	ctx := t.Context()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracer := &overlapTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store, err := pgstore.New(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches atomic.Int64
+	l := audittest.NewLog(t, store, audit.Config{MaxInFlight: 2, CheckpointEvery: 200, CheckpointInterval: time.Hour,
+		Observe: func(audit.BatchStats) { batches.Add(1) }})
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 25 {
+				ev, err := l.Append(ctx, audittest.Sample(fmt.Sprintf("ten_%d", g%2), i))
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				mu.Lock()
+				acked[ev.ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := audittest.VerifyStore(t, store, audit.VerifyOptions{MaxUnsigned: 200})
+	if len(evs) != len(acked) {
+		t.Errorf("%d events stored, %d acknowledged", len(evs), len(acked))
+	}
+	for _, e := range evs {
+		delete(acked, e.ID)
+	}
+	if len(acked) != 0 {
+		t.Errorf("%d acknowledged events missing", len(acked))
+	}
+	t.Logf("%d batches, %d one-statement appends, at most %d in flight at once", batches.Load(), tracer.total.Load(), tracer.peak.Load())
+	if 2*tracer.total.Load() < batches.Load() {
+		t.Errorf("%d of %d batches in one statement: pipelined batches should mostly build on the heads their predecessors claimed", tracer.total.Load(), batches.Load())
+	}
+	if tracer.peak.Load() < 2 {
+		t.Errorf("one-statement appends never overlapped (peak %d in flight): batches were not pipelined", tracer.peak.Load())
+	}
+}

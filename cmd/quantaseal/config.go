@@ -66,7 +66,11 @@ type AuditConfig struct {
 	// held more than one (there is load); an idle gateway commits at once. Every commit
 	// pays a transaction and an fsync whatever its size, so under load a short wait
 	// makes batches — and throughput — much larger (README, Performance).
-	MaxDelay           time.Duration `yaml:"max_delay"`
+	MaxDelay time.Duration `yaml:"max_delay"`
+	// MaxInFlight is how many group commits may be in flight at once; 0 picks 2 on
+	// PostgreSQL (a batch is sent while the previous one commits) and 1 on the
+	// embedded store (audit.Config.MaxInFlight).
+	MaxInFlight        int           `yaml:"max_in_flight"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	CheckpointEvery    int           `yaml:"checkpoint_every"`
 	// HashResponses buffers the response of transparent calls without an envelope so
@@ -179,6 +183,11 @@ func envOverrides(c *Config) []envOverride {
 		{"QUANTASEAL_AUDIT_COMMIT_TIMEOUT", duration(&c.Audit.CommitTimeout)},
 		{"QUANTASEAL_AUDIT_WRITER_ID", str(&c.Audit.WriterID)},
 		{"QUANTASEAL_AUDIT_MAX_DELAY", duration(&c.Audit.MaxDelay)},
+		{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			c.Audit.MaxInFlight = n
+			return err
+		}},
 		{"QUANTASEAL_AUDIT_HASH_RESPONSES", func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			c.Audit.HashResponses = b
@@ -301,6 +310,9 @@ func (c Config) Validate() error {
 	}
 	if c.Audit.MaxDelay < 0 || c.Audit.MaxDelay > time.Second {
 		bad("audit.max_delay must be between 0 and 1s")
+	}
+	if c.Audit.MaxInFlight < 0 || c.Audit.MaxInFlight > 8 {
+		bad("audit.max_in_flight must be between 0 (automatic) and 8")
 	}
 	if c.Audit.CommitTimeout <= 0 || c.Okta.TokenTimeout <= 0 || c.Server.MessageTimeout <= 0 {
 		bad("audit.commit_timeout, okta.token_timeout and server.message_timeout must be positive")

@@ -110,7 +110,18 @@ func buildGateway(ctx context.Context, cfg Config, logger *slog.Logger, reg *pro
 	gw.vault = vault.New(vault.Config{KeyCacheTTL: cfg.KMS.CacheTTL, Logger: logger}, gw.registry, wrapper)
 
 	auditMetrics := newAuditMetrics(reg)
+	// PostgreSQL orders a chain's commits on its head row, so a batch may be sent
+	// while the previous one is still committing (audit/pgstore); SQLite has one
+	// writer, so a second batch in flight would only wait for the lock.
+	inFlight := cfg.Audit.MaxInFlight
+	if inFlight == 0 {
+		inFlight = 1
+		if !cfg.DatabaseURL.IsZero() {
+			inFlight = 2
+		}
+	}
 	gw.auditLog, err = audit.NewLog(audit.Config{
+		MaxInFlight:        inFlight,
 		WriterID:           cfg.Audit.WriterID,
 		MaxBatch:           cfg.Audit.MaxBatch,
 		MaxDelay:           cfg.Audit.MaxDelay,
