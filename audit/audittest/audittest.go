@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -374,39 +375,13 @@ func testConcurrent(t *testing.T, h Harness) {
 	logs := []*audit.Log{NewLog(t, h.Store, cfg), NewLog(t, h.Store, pipelined)}
 	pipelined.WriterID = "w2"
 	logs = append(logs, NewLog(t, h.Store, pipelined))
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var wg sync.WaitGroup
-	for g := range 48 {
-		wg.Go(func() {
-			for i := range 15 {
-				ev, err := logs[g%3].Append(ctx, Sample(fmt.Sprintf("ten_%d", g%2), i))
-				if err != nil {
-					t.Errorf("Append: %v", err)
-					return
-				}
-				mu.Lock()
-				acked[ev.ID] = true
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	acked := AppendConcurrently(t, logs, 48, 15, 2)
 	for _, l := range logs {
 		if err := l.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	evs, _ := VerifyStore(t, h.Store, audit.VerifyOptions{MaxUnsigned: 50})
-	if len(evs) != len(acked) {
-		t.Errorf("store has %d events, %d acknowledged", len(evs), len(acked))
-	}
-	for _, e := range evs {
-		delete(acked, e.ID)
-	}
-	if len(acked) != 0 {
-		t.Errorf("%d acknowledged events missing", len(acked))
-	}
+	CheckAcknowledged(t, h.Store, acked, audit.VerifyOptions{MaxUnsigned: 50})
 	if maxBatch.Load() < 2 {
 		t.Errorf("largest batch %d: concurrent appends were not group-committed", maxBatch.Load())
 	}
@@ -420,6 +395,49 @@ func testConcurrent(t *testing.T, h Harness) {
 	}
 	if want := []string{"ten_0/w1", "ten_0/w2", "ten_1/w1", "ten_1/w2"}; !slices.Equal(names, want) {
 		t.Errorf("chains %v, want %v", names, want)
+	}
+}
+
+// AppendConcurrently appends goroutines × each sample events through logs (goroutine
+// g uses logs[g%len(logs)] and tenant "ten_<g%tenants>") and returns the ids of the
+// acknowledged ones. A failed append is a test error.
+func AppendConcurrently(t testing.TB, logs []*audit.Log, goroutines, each, tenants int) map[string]bool {
+	t.Helper()
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				ev, err := logs[g%len(logs)].Append(t.Context(), Sample(fmt.Sprintf("ten_%d", g%tenants), i))
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				mu.Lock()
+				acked[ev.ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return acked
+}
+
+// CheckAcknowledged verifies store and checks that it holds exactly the acknowledged
+// events, each once.
+func CheckAcknowledged(t testing.TB, store audit.Store, acked map[string]bool, opts audit.VerifyOptions) {
+	t.Helper()
+	evs, _ := VerifyStore(t, store, opts)
+	if len(evs) != len(acked) {
+		t.Errorf("store has %d events, %d acknowledged", len(evs), len(acked))
+	}
+	missing := maps.Clone(acked)
+	for _, e := range evs {
+		delete(missing, e.ID)
+	}
+	if len(missing) != 0 {
+		t.Errorf("%d acknowledged events missing", len(missing))
 	}
 }
 

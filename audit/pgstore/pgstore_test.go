@@ -37,6 +37,26 @@ func open(t testing.TB, url string) (*pgxpool.Pool, *pgstore.Store) {
 	return pool, s
 }
 
+// openTraced is open with tracer on every connection of the pool.
+func openTraced(t testing.TB, url string, tracer pgx.QueryTracer) (*pgxpool.Pool, *pgstore.Store) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := pgstore.New(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, s
+}
+
 func TestContract(t *testing.T) {
 	audittest.Run(t, func(t *testing.T) audittest.Harness {
 		pool, s := open(t, testenv.Postgres(t))
@@ -229,21 +249,8 @@ func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQu
 func TestTwoStoresAlternate(t *testing.T) {
 	url := testenv.Postgres(t)
 	ctx := t.Context()
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	statements := &statementCounter{}
-	cfg.ConnConfig.Tracer = statements
-	poolA, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(poolA.Close)
-	storeA, err := pgstore.New(ctx, poolA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, storeA := openTraced(t, url, statements)
 	_, storeB := open(t, url)
 	const chain = "ten_x/w1"
 	a := &countingStore{Store: storeA, chain: chain}
@@ -502,57 +509,16 @@ func (o *overlapTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 // row locks, so the two commit in order. Under load the one-statement appends overlap,
 // every acknowledged event is stored once and the chains verify.
 func TestPipelinedBatches(t *testing.T) {
-	url := testenv.Postgres(t)
-	ctx := t.Context()
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tracer := &overlapTracer{}
-	cfg.ConnConfig.Tracer = tracer
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store, err := pgstore.New(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, store := openTraced(t, testenv.Postgres(t), tracer)
 	var batches atomic.Int64
 	l := audittest.NewLog(t, store, audit.Config{MaxInFlight: 2, CheckpointEvery: 200, CheckpointInterval: time.Hour,
 		Observe: func(audit.BatchStats) { batches.Add(1) }})
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var wg sync.WaitGroup
-	for g := range 64 {
-		wg.Go(func() {
-			for i := range 25 {
-				ev, err := l.Append(ctx, audittest.Sample(fmt.Sprintf("ten_%d", g%2), i))
-				if err != nil {
-					t.Errorf("Append: %v", err)
-					return
-				}
-				mu.Lock()
-				acked[ev.ID] = true
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := l.Close(ctx); err != nil {
+	acked := audittest.AppendConcurrently(t, []*audit.Log{l}, 64, 25, 2)
+	if err := l.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	evs, _ := audittest.VerifyStore(t, store, audit.VerifyOptions{MaxUnsigned: 200})
-	if len(evs) != len(acked) {
-		t.Errorf("%d events stored, %d acknowledged", len(evs), len(acked))
-	}
-	for _, e := range evs {
-		delete(acked, e.ID)
-	}
-	if len(acked) != 0 {
-		t.Errorf("%d acknowledged events missing", len(acked))
-	}
+	audittest.CheckAcknowledged(t, store, acked, audit.VerifyOptions{MaxUnsigned: 200})
 	t.Logf("%d batches, %d one-statement appends, at most %d in flight at once", batches.Load(), tracer.total.Load(), tracer.peak.Load())
 	if 2*tracer.total.Load() < batches.Load() {
 		t.Errorf("%d of %d batches in one statement: pipelined batches should mostly build on the heads their predecessors claimed", tracer.total.Load(), batches.Load())
