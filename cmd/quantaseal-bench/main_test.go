@@ -78,6 +78,7 @@ func TestParseOptions(t *testing.T) {
 		{"zero concurrency", []string{"--concurrency", "0"}, "must be positive"},
 		{"zero memory streams", []string{"--memory-streams", "0"}, "--memory-streams and --memory-body-bytes must be positive"},
 		{"negative memory requests", []string{"--memory-requests", "-1"}, "--memory-requests not negative"},
+		{"negative half-rate duration", []string{"--half-rate-duration", "-1s"}, "--half-rate-duration must not be negative"},
 		{"stray argument", []string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -90,7 +91,7 @@ func TestParseOptions(t *testing.T) {
 				if diff := cmp.Diff(allScenarios, o.scenarios); diff != "" {
 					t.Errorf("scenarios (-want +got):\n%s", diff)
 				}
-				if o.duration != 10*time.Second || o.concurrency != 64 || o.conns != 2 || len(o.stores) != 2 {
+				if o.duration != 10*time.Second || o.concurrency != 64 || o.conns != 2 || len(o.stores) != 2 || o.halfRateDuration != 5*time.Second {
 					t.Errorf("defaults: %+v", o)
 				}
 				// Issue 8: 1,000 concurrent streams with 1 MiB responses, one request each.
@@ -116,11 +117,18 @@ func TestBenchLines(t *testing.T) {
 	memory.ran, memory.peakRSS, memory.bodyBytes, memory.memoryStreams = true, 1536<<20, 1<<20, 1000
 	memory.res = loadgen.Result{RPS: 45.4, Latency: loadgen.Latency{P99: 22 * time.Second}, PeakBodiesInFlight: 1000}
 	memory.setMemoryRatio()
+	half := newRow(scTransparentHalfRate, "postgres")
+	half.ran, half.target = true, 1
+	half.res = loadgen.Result{RPS: 1100.4, Latency: loadgen.Latency{P99: 9 * time.Millisecond}, Phases: map[loadgen.Phase]loadgen.Latency{
+		loadgen.PhaseRequestHeaders: {P99: 1600 * time.Microsecond}, loadgen.PhaseResponseHeaders: {P99: 800 * time.Microsecond}}}
+	half.setProcessingRatio()
 	var out bytes.Buffer
-	printBenchLines(&out, []*row{ok, broken, memory})
+	printBenchLines(&out, []*row{ok, broken, memory, half})
 	want := "bench: scenario=transparent_envelope store=postgres rps=1234 p99_ms=12.35 ratio=0.812 target=0.8\n" +
 		"bench: scenario=outbound store=embedded rps=0 p99_ms=0.00 ratio=- target=-\n" +
-		"bench: scenario=envelope_memory store=embedded rps=45 p99_ms=22000.00 ratio=1.536 target=-\n"
+		"bench: scenario=envelope_memory store=embedded rps=45 p99_ms=22000.00 ratio=1.536 target=-\n" +
+		// The processing time p99 is request_headers' 1.6 ms, not the 9 ms end to end.
+		"bench: scenario=transparent_half_rate store=postgres rps=1100 p99_ms=1.60 ratio=1.250 target=1.0\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("bench lines (-want +got):\n%s", diff)
 	}
@@ -408,5 +416,85 @@ func TestRunEnvelopeMemory(t *testing.T) {
 		scEnvelopeMemory, streams, streams, envoy.DefaultBufferLimit, streams))
 	if !summary.MatchString(out.String()) {
 		t.Errorf("no memory summary matching %s:\n%s", summary, out.String())
+	}
+}
+
+func TestSetProcessingRatio(t *testing.T) {
+	p99s := func(hdr, resp time.Duration) map[loadgen.Phase]loadgen.Latency {
+		return map[loadgen.Phase]loadgen.Latency{loadgen.PhaseRequestHeaders: {P99: hdr}, loadgen.PhaseResponseHeaders: {P99: resp}}
+	}
+	tests := []struct {
+		name               string
+		phases             map[loadgen.Phase]loadgen.Latency
+		scheduled, dropped int64
+		wantP99            time.Duration
+		wantPhase          loadgen.Phase
+		wantRatio          float64
+		wantLine           string // ratio= of the bench line
+	}{
+		{"response headers slower, within budget", p99s(500*time.Microsecond, time.Millisecond), 1000, 10, time.Millisecond, loadgen.PhaseResponseHeaders, 2, "2.000"},
+		{"request headers slower, over budget", p99s(4*time.Millisecond, time.Millisecond), 1000, 0, 4 * time.Millisecond, loadgen.PhaseRequestHeaders, 0.5, "0.500"},
+		{"more than 1% dropped: unbounded", p99s(500*time.Microsecond, time.Millisecond), 1000, 11, time.Millisecond, loadgen.PhaseResponseHeaders, 0, "0.000"},
+		{"nothing measured", nil, 0, 0, 0, loadgen.PhaseRequestHeaders, 0, "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRow(scTransparentHalfRate, "embedded")
+			r.ran, r.target = true, 1
+			r.res.Phases, r.res.Scheduled, r.res.Dropped = tt.phases, tt.scheduled, tt.dropped
+			r.setProcessingRatio()
+			if r.processingP99 != tt.wantP99 || r.processingPhase != tt.wantPhase || r.ratio != tt.wantRatio || r.p99() != tt.wantP99 {
+				t.Errorf("p99 %v (%s), ratio %v, bench p99 %v; want %v (%s), %v", r.processingP99, r.processingPhase, r.ratio, r.p99(), tt.wantP99, tt.wantPhase, tt.wantRatio)
+			}
+			var out bytes.Buffer
+			printBenchLines(&out, []*row{r})
+			if m := benchLine.FindStringSubmatch(strings.TrimSpace(out.String())); m == nil || m[5] != tt.wantLine || m[6] != "1.0" {
+				t.Errorf("bench line %q, want ratio=%s target=1.0", out.String(), tt.wantLine)
+			}
+		})
+	}
+}
+
+// TestRunTransparentHalfRate runs the transparent scenario end to end, small, against
+// the real gateway: after the closed loop, an open loop at half its rps adds a row
+// whose bench line carries the processing time p99 against the 2 ms budget, and a
+// summary under the table. It asserts the shape, not the target: this machine is
+// shared.
+func TestRunTransparentHalfRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"--pin=false", "--gateway", gatewaytest.Binary(t), "--workdir", t.TempDir(),
+		"--scenarios", scTransparent, "--stores", "embedded", "--duration", "1s", "--warmup", "200ms",
+		"--half-rate-duration", "1s", "--concurrency", "32"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	lines := map[string][]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if m := benchLine.FindStringSubmatch(l); m != nil {
+			lines[m[1]] = m
+		} else if strings.HasPrefix(l, "bench: ") {
+			t.Errorf("%q does not match the contract", l)
+		}
+	}
+	full, half := lines[scTransparent], lines[scTransparentHalfRate]
+	if full == nil || half == nil || lines[scNoop] == nil {
+		t.Fatalf("bench lines %v: want noop, transparent and transparent_half_rate\n%s", lines, out.String())
+	}
+	var fullRPS, halfRPS float64
+	fmt.Sscan(full[3], &fullRPS)
+	fmt.Sscan(half[3], &halfRPS)
+	if half[2] != "embedded" || half[5] == "-" || half[6] != "1.0" || half[4] == "0.00" {
+		t.Errorf("half-rate line %q: want a ratio, target 1.0 and a processing time", half[0])
+	}
+	if fullRPS == 0 || halfRPS < 0.4*fullRPS || halfRPS > 0.6*fullRPS {
+		t.Errorf("half-rate rps %v, transparent %v: want about half", halfRPS, fullRPS)
+	}
+	summary := regexp.MustCompile(`(?m)^transparent_half_rate/embedded: open loop at \d+/s \(½ of transparent's \d+ rps\) for [0-9.]+m?s: \d+/s started, \d+ of \d+ starts dropped at the 32-stream cap, ` +
+		`start lag p99 \d+\.\d\d ms; processing time p99 ` + regexp.QuoteMeta(half[4]) + ` ms \((request|response)_headers\)( over the requests made, unbounded over the schedule \(more than 1% of starts dropped\):)? (within|over) the 2\.00 ms budget; the noop server at the same rate: \d+\.\d\d ms\.$`)
+	if !summary.MatchString(out.String()) {
+		t.Errorf("no half-rate summary matching %s:\n%s", summary, out.String())
 	}
 }

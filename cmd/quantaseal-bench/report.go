@@ -45,7 +45,7 @@ func printTable(w io.Writer, o *options, rows []*row) {
 			orDash(r.bytes >= 0, fmt.Sprintf("%.1f", r.bytes/1024)),
 			orDash(r.peakRSS >= 0, fmt.Sprintf("%.1f", float64(r.peakRSS)/(1<<20))),
 			res.OK, res.DeniedTotal(), res.Failed(),
-			orDash(r.ran && r.ratio > 0, fmt.Sprintf("%.3f", r.ratio)),
+			orDash(r.hasRatio(), fmt.Sprintf("%.3f", r.ratio)),
 			orDash(r.cpuRatio > 0, fmt.Sprintf("%.3f", r.cpuRatio)),
 			orDash(r.target > 0, fmt.Sprintf("%.1f", r.target)),
 			orDash(r.baseline != "", r.baseline))
@@ -75,6 +75,11 @@ func printTable(w io.Writer, o *options, rows []*row) {
 		fmt.Fprintln(w, "envelope_memory ratio: server peak RSS ÷ the bytes of the response bodies in flight at once (below 1 and falling as streams grow = bounded; no target).")
 		printMemory(w, o, rows)
 	}
+	if slices.ContainsFunc(rows, func(r *row) bool { return r.scenario == scTransparentHalfRate }) {
+		fmt.Fprintln(w, "transparent_half_rate: open loop at ½ of transparent's rps, latency from each request's scheduled start; "+
+			"ratio = 2 ms ÷ processing time p99, the larger of req_hdr p99 and resp_hdr p99 (≥ 1.0 meets the target), which its bench line gives as p99_ms.")
+		printHalfRate(w, o, rows)
+	}
 	for _, r := range rows {
 		if r.problem != "" {
 			fmt.Fprintf(w, "NOT VALID %s/%s: %s\n", r.scenario, r.store, r.problem)
@@ -93,10 +98,10 @@ func printBenchLines(w io.Writer, rows []*row) {
 			target = fmt.Sprintf("%.1f", r.target)
 		}
 		ratio := "-"
-		if r.ran && r.ratio > 0 && r.problem == "" {
+		if r.hasRatio() && r.problem == "" {
 			ratio = fmt.Sprintf("%.3f", r.ratio)
 		}
 		fmt.Fprintf(w, "bench: scenario=%s store=%s rps=%.0f p99_ms=%s ratio=%s target=%s\n",
-			r.scenario, r.store, r.res.RPS, ms(r.res.Latency.P99), ratio, target)
+			r.scenario, r.store, r.res.RPS, ms(r.p99()), ratio, target)
 	}
 }

@@ -34,9 +34,21 @@ type row struct {
 	// The upstream body of the memory scenario: its size and System Log events.
 	bodyBytes, bodyEvents int
 	memoryStreams         int // envelope_memory: the streams opened at once
+	// transparent_half_rate (halfrate.go): the closed-loop rate it halved, the
+	// processing time p99 — the largest of the phases' p99s — and its phase, and the
+	// noop server's at the same rate (0 unknown) with what went wrong measuring it.
+	fullRPS         float64
+	processingP99   time.Duration
+	processingPhase loadgen.Phase
+	noopP99         time.Duration
+	noopProblem     string
+	overCap         bool // more than 1% of its starts dropped: the p99 is unbounded
 }
 
 func (r *row) invalid() bool { return r.problem != "" }
+
+// hasRatio says whether r measured a ratio; only an unbounded p99 makes it 0.
+func (r *row) hasRatio() bool { return r.ran && (r.ratio > 0 || r.overCap) }
 
 func newRow(scenario, store string) *row {
 	return &row{scenario: scenario, store: store, peakRSS: -1, allocs: -1, bytes: -1}
@@ -131,29 +143,10 @@ func runStore(ctx context.Context, o *options, store, dir string) []*row {
 			o.memoryLoad(&cfg)
 		}
 		envelopeWanted := s != scTransparent
-		opened := &atomic.Bool{}
-		cfg.Inspect = inspector(g, envelopeWanted, sc.ResponseBody, opened)
-		if err := loadgen.ResetPeakRSS(g.pid()); err != nil {
-			fmt.Fprintf(os.Stderr, "quantaseal-bench: %v (peak RSS covers the gateway's whole life)\n", err)
-		}
-		m0, b0, memErr0 := g.memstats(ctx)
-		res, err := loadgen.Run(ctx, cfg, sc)
-		if err != nil {
-			r.problem = err.Error()
+		if !measure(ctx, g, cfg, sc, envelopeWanted, r) {
 			continue
 		}
-		r.ran, r.res = true, res
-		m1, b1, memErr1 := g.memstats(ctx)
-		if memErr0 == nil && memErr1 == nil && res.Requests > 0 {
-			r.allocs, r.bytes = (m1-m0)/float64(res.Requests), (b1-b0)/float64(res.Requests)
-		}
-		if rss, err := loadgen.PeakRSS(g.pid()); err == nil {
-			r.peakRSS = rss
-		}
-		r.check()
-		if envelopeWanted && r.problem == "" && !opened.Load() {
-			r.problem = "no envelope was opened: the response body was never buffered and sealed"
-		}
+		res := r.res
 		switch s {
 		case scEnvelopeMemory:
 			r.setMemoryRatio()
@@ -166,6 +159,9 @@ func runStore(ctx context.Context, o *options, store, dir string) []*row {
 					r.cpuRatio = float64(noop.res.ServerCPUPerRequest) / float64(res.ServerCPUPerRequest)
 				}
 			}
+			if o.halfRateDuration > 0 && ctx.Err() == nil {
+				rows = append(rows, o.runHalfRate(ctx, g, dir, sc, r))
+			}
 		default:
 			r.target = targets[s]
 			r.ceiling = ceiling
@@ -177,6 +173,36 @@ func runStore(ctx context.Context, o *options, store, dir string) []*row {
 		}
 	}
 	return rows
+}
+
+// measure runs one load against the gateway into r: its result, the server's heap
+// allocations per request and peak RSS, and whether it ran cleanly — with an envelope
+// wanted, at least one must have opened. It is false when the run could not happen.
+func measure(ctx context.Context, g *gatewayRun, cfg loadgen.Config, sc loadgen.Scenario, envelopeWanted bool, r *row) bool {
+	opened := &atomic.Bool{}
+	cfg.Inspect = inspector(g, envelopeWanted, sc.ResponseBody, opened)
+	if err := loadgen.ResetPeakRSS(g.pid()); err != nil {
+		fmt.Fprintf(os.Stderr, "quantaseal-bench: %v (peak RSS covers the gateway's whole life)\n", err)
+	}
+	m0, b0, memErr0 := g.memstats(ctx)
+	res, err := loadgen.Run(ctx, cfg, sc)
+	if err != nil {
+		r.problem = err.Error()
+		return false
+	}
+	r.ran, r.res = true, res
+	m1, b1, memErr1 := g.memstats(ctx)
+	if memErr0 == nil && memErr1 == nil && res.Requests > 0 {
+		r.allocs, r.bytes = (m1-m0)/float64(res.Requests), (b1-b0)/float64(res.Requests)
+	}
+	if rss, err := loadgen.PeakRSS(g.pid()); err == nil {
+		r.peakRSS = rss
+	}
+	r.check()
+	if envelopeWanted && r.problem == "" && !opened.Load() {
+		r.problem = "no envelope was opened: the response body was never buffered and sealed"
+	}
+	return true
 }
 
 const envelopeMediaType = "application/vnd.quantaseal.envelope+json"

@@ -31,11 +31,23 @@
 // The stream is closed after the last reply with a half-close and a cancel, as Envoy
 // does (closeStream + resetStream).
 //
+// # Closed and open loop
+//
+// By default the load is a closed loop: [Config.Concurrency] streams, each starting
+// its next request when the previous one ends. It finds the most requests per second
+// the processor can answer, but its latency is that of a saturated processor, and a
+// stall hides itself by stopping the generator too. With [Config.Rate] the load is an
+// open loop (openloop.go): requests start on an evenly spaced schedule whatever is in
+// flight, Concurrency caps the requests in flight and a start that finds the cap
+// reached is counted as dropped rather than delayed, and latency runs from each
+// request's scheduled start — the latency a processor shows at a given load.
+//
 // # What is reported
 //
 // [Result] holds the completed requests per second, latency percentiles overall and
 // per phase (the time from sending each message to its reply), the outcome counts, the
-// CPU time per request of this process (getrusage) and of the server process when
+// achieved rate, drops and start lag of an open-loop run, the CPU time per request of
+// this process (getrusage) and of the server process when
 // [Config.ServerPID] names one (/proc/PID/stat), the most body messages that awaited
 // their replies at once (what a processor that buffers bodies had to hold), and — for
 // a server running in this process — heap allocations per request from

@@ -25,11 +25,20 @@ type Config struct {
 	// Conns is the number of HTTP/2 connections the streams share (default 2: Envoy
 	// keeps one per worker thread to its ext_proc cluster).
 	Conns int
-	// Concurrency is the number of requests in flight at once (default 64).
+	// Concurrency is the number of requests in flight at once (default 64); with a
+	// Rate, the most requests in flight at once.
 	Concurrency int
+	// Rate, when positive, makes the run open-loop (openloop.go): requests start on a
+	// fixed schedule, Rate per second evenly spaced, whether or not earlier ones have
+	// finished; a start that comes while Concurrency requests are in flight is not
+	// made but counted in [Result.Dropped]. Zero is the closed loop: Concurrency
+	// streams, each starting its next request when its previous one ends, which
+	// measures throughput but not latency at a given load.
+	Rate float64
 	// Duration is how long to load after the warm-up (default 10s when Requests is 0).
 	Duration time.Duration
-	// Requests, when positive, ends the run after this many requests instead. Without
+	// Requests, when positive, ends the run after this many requests instead (with a
+	// Rate: this many scheduled starts, dropped ones included). Without
 	// a Duration there is no drain timeout either: bound a stuck processor with
 	// MessageTimeout or ctx.
 	Requests int64
@@ -76,7 +85,15 @@ func (c *Config) defaults() error {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second
 	}
+	if c.Rate < 0 || math.IsNaN(c.Rate) || (c.Rate > 0 && c.interval() <= 0) {
+		return fmt.Errorf("loadgen: Rate %v: want 0 (closed loop) or a positive rate of at most 1e9 per second", c.Rate)
+	}
 	return nil
+}
+
+// interval is the time between two scheduled starts of an open-loop run.
+func (c *Config) interval() time.Duration {
+	return time.Duration(float64(time.Second) / c.Rate)
 }
 
 // Latency summarises a set of durations.
@@ -129,7 +146,23 @@ type Result struct {
 	// RPS is OK requests per second.
 	RPS float64
 	// Latency is the time from opening the stream to the last reply, of OK requests.
+	// In an open-loop run (Config.Rate) it runs from the request's scheduled start
+	// instead, so that a start the generator made late still counts its wait.
 	Latency Latency
+	// TargetRate is Config.Rate; the other open-loop figures are zero without one.
+	TargetRate float64
+	// Scheduled is the starts the schedule called for in the measured window; Dropped
+	// is those not made because Concurrency requests were in flight (Requests counts
+	// the others). A drop is not latency: the request never reached the processor, so
+	// the latency figures do not cover it — many drops make them too kind.
+	Scheduled, Dropped int64
+	// AchievedRate is the requests started per second of the schedule: TargetRate less
+	// the drops, and less again when the generator could not keep to the schedule.
+	AchievedRate float64
+	// StartLag is how late requests started after their scheduled time (timer
+	// granularity, about 1 ms on Linux, and the generator's own load); it is part of
+	// Latency but not of Phases.
+	StartLag Latency
 	// Phases is the reply time of each message, of OK requests that sent it.
 	Phases map[Phase]Latency
 	// TimeoutOverrides counts override_message_timeout replies; ModeOverrides counts
@@ -276,6 +309,10 @@ type stats struct {
 	phases    [numPhases][]time.Duration
 	overrides int64
 	modeOvr   int64
+	// open loop only
+	scheduled, dropped int64
+	lags               []time.Duration
+	schedule           time.Duration // how long the schedule ran (AchievedRate's divisor)
 }
 
 func (s *stats) merge(o *stats) {
@@ -308,6 +345,9 @@ func newStats() *stats {
 
 func (s *stats) add(o outcome) {
 	s.requests++
+	if o.lag >= 0 {
+		s.lags = append(s.lags, o.lag)
+	}
 	s.overrides += int64(o.overrides)
 	if o.modeOverride {
 		s.modeOvr++
@@ -333,8 +373,11 @@ func (s *stats) add(o outcome) {
 
 // phase runs Concurrency workers until d has passed or n requests were started
 // (whichever is set), waits for the requests in flight (at most DrainTimeout, then
-// cancels them), and returns what was recorded.
+// cancels them), and returns what was recorded. With a Rate it is [runner.openPhase].
 func (r *runner) phase(ctx context.Context, d time.Duration, n int64, record bool) *stats {
+	if r.cfg.Rate > 0 {
+		return r.openPhase(ctx, d, n, record)
+	}
 	total := newStats()
 	var deadline time.Time
 	if d > 0 {
@@ -352,7 +395,7 @@ func (r *runner) phase(ctx context.Context, d time.Duration, n int64, record boo
 				if !deadline.IsZero() && !time.Now().Before(deadline) {
 					break
 				}
-				o := r.one(r.ctx, record)
+				o := r.one(r.ctx, record, time.Time{})
 				if record {
 					local.add(o)
 				}
@@ -360,11 +403,18 @@ func (r *runner) phase(ctx context.Context, d time.Duration, n int64, record boo
 			total.merge(local)
 		})
 	}
+	r.drain(&wg, deadline)
+	return total
+}
+
+// drain waits for the requests in flight: without end, until they are over; with
+// one, at most until DrainTimeout after it, then it cancels them.
+func (r *runner) drain(wg *sync.WaitGroup, end time.Time) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	var drain <-chan time.Time
-	if !deadline.IsZero() {
-		t := time.NewTimer(time.Until(deadline) + r.cfg.DrainTimeout)
+	if !end.IsZero() {
+		t := time.NewTimer(time.Until(end) + r.cfg.DrainTimeout)
 		defer t.Stop()
 		drain = t.C
 	}
@@ -375,7 +425,6 @@ func (r *runner) phase(ctx context.Context, d time.Duration, n int64, record boo
 		r.cancel()
 		<-done
 	}
-	return total
 }
 
 // resources is a point-in-time reading of the counters a run reports.
@@ -421,6 +470,13 @@ func (s *stats) result(name string, elapsed time.Duration, before, after resourc
 	}
 	if elapsed > 0 {
 		res.RPS = float64(s.ok) / elapsed.Seconds()
+	}
+	if cfg.Rate > 0 {
+		res.TargetRate, res.Scheduled, res.Dropped = cfg.Rate, s.scheduled, s.dropped
+		res.StartLag = summarise(s.lags)
+		if s.schedule > 0 {
+			res.AchievedRate = float64(s.scheduled-s.dropped) / s.schedule.Seconds()
+		}
 	}
 	for _, ph := range AllPhases() {
 		if len(s.phases[ph]) > 0 {

@@ -63,6 +63,7 @@ type outcome struct {
 	errKind      string
 	err          error
 	total        time.Duration
+	lag          time.Duration            // open loop: actual start − scheduled start; -1 in the closed loop
 	phases       [numPhases]time.Duration // 0 when the message was not sent
 	overrides    int                      // override_message_timeout replies
 	modeOverride bool                     // a mode_override was applied
@@ -79,13 +80,21 @@ type exchange struct {
 	out      outcome
 }
 
-// one plays one HTTP request through the processor.
-func (r *runner) one(ctx context.Context, inspect bool) outcome {
+// one plays one HTTP request through the processor. scheduled is when an open-loop
+// run meant it to start; its total latency runs from then, not from the moment it did
+// start, so that the generator's own delays are not hidden (zero: the closed loop,
+// which starts a request as soon as the previous one ends and measures from now).
+func (r *runner) one(ctx context.Context, inspect bool, scheduled time.Time) outcome {
 	start := time.Now()
+	lag := time.Duration(-1)
+	if !scheduled.IsZero() {
+		lag, start = max(0, start.Sub(scheduled)), scheduled
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	conn := r.conns[r.next.Add(1)%uint64(len(r.conns))]
 	x := &exchange{r: r, first: true, inspect: inspect && r.cfg.Inspect != nil}
+	x.out.lag = lag
 	if r.cfg.MessageTimeout > 0 {
 		x.timer = time.AfterFunc(time.Hour, func() { x.timedOut.Store(true); cancel() })
 		x.timer.Stop()
