@@ -72,7 +72,7 @@ func printTable(w io.Writer, o *options, rows []*row) {
 	fmt.Fprintln(w, "cpu ratio: baseline CPU per op ÷ gateway CPU per request — the same comparison without the load generator sharing the cores.")
 	fmt.Fprintln(w, "gen CPU: the load generator's own CPU per request (it runs on the same cores as the server).")
 	if slices.ContainsFunc(rows, func(r *row) bool { return r.scenario == scEnvelopeMemory }) {
-		fmt.Fprintln(w, "envelope_memory ratio: server peak RSS ÷ the bytes of the response bodies in flight at once (below 1 and falling as streams grow = bounded; no target).")
+		fmt.Fprintln(w, "envelope_memory ratio: server peak RSS ÷ one body per stream opened at once (below 1, and flat in RSS as streams grow = bounded; no target); a 503 there is the body budget shedding a call, not a failure.")
 		printMemory(w, o, rows)
 	}
 	if slices.ContainsFunc(rows, func(r *row) bool { return r.scenario == scTransparentHalfRate }) {
