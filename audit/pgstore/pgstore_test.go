@@ -25,26 +25,19 @@ import (
 
 func open(t testing.TB, url string) (*pgxpool.Pool, *pgstore.Store) {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s, err := pgstore.New(context.Background(), pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pool, s
+	return openTraced(t, url, nil)
 }
 
-// openTraced is open with tracer on every connection of the pool.
+// openTraced is open with tracer (nil: none) on every connection of the pool.
 func openTraced(t testing.TB, url string, tracer pgx.QueryTracer) (*pgxpool.Pool, *pgstore.Store) {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ConnConfig.Tracer = tracer
+	if tracer != nil {
+		cfg.ConnConfig.Tracer = tracer
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

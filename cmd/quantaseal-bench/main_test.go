@@ -40,6 +40,17 @@ func TestMain(m *testing.M) {
 
 var benchLine = regexp.MustCompile(`^bench: scenario=([a-z_]+) store=(embedded|postgres) rps=(\d+) p99_ms=(\d+\.\d\d) ratio=(\d+\.\d{3}|-) target=(\d\.\d|-)$`)
 
+// benchLinesOf returns the machine-readable lines of a run's output.
+func benchLinesOf(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "bench: ") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
 // TestRunNoop runs the driver end to end on the baseline only (no gateway): a child
 // noop server, a short load, the table and the bench line.
 func TestRunNoop(t *testing.T) {
@@ -48,12 +59,7 @@ func TestRunNoop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	var lines []string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "bench: ") {
-			lines = append(lines, l)
-		}
-	}
+	lines := benchLinesOf(out.String())
 	if len(lines) != 1 {
 		t.Fatalf("bench lines %q, want one\n%s", lines, out.String())
 	}
@@ -395,12 +401,7 @@ func TestRunEnvelopeMemory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	var lines []string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "bench: ") {
-			lines = append(lines, l)
-		}
-	}
+	lines := benchLinesOf(out.String())
 	if len(lines) != 1 {
 		t.Fatalf("bench lines %q, want one\n%s", lines, out.String())
 	}
