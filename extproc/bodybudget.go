@@ -22,6 +22,8 @@ import (
 // processor nothing. The semaphore is FIFO, so a large body is not starved by small
 // ones. A call that cannot get room within Config.BodyWait is answered 503 with
 // Retry-After: shedding beats a response that Envoy's message timeout would cut off.
+// A state-changing call reserves the largest body it may get before it is forwarded
+// instead (stream.reserveForWrite), so it is never shed after the operation happened.
 type bodyBudget struct {
 	sem      *semaphore.Weighted
 	capacity int64
@@ -34,6 +36,10 @@ func newBodyBudget(capacity int64) *bodyBudget {
 // bodyBudgetMessage answers a call shed by the budget. It was forwarded (the generic
 // unavailable message says nothing was), so it must not claim otherwise.
 const bodyBudgetMessage = "The gateway is holding as many response bodies as it may; the Okta call was made but its response was not returned. Retry later."
+
+// bodyBudgetBeforeMessage answers a state-changing call refused for room before it was
+// forwarded (stream.reserveForWrite).
+const bodyBudgetBeforeMessage = "The gateway is holding as many response bodies as it may; nothing was forwarded. Retry later."
 
 // errBodyBudget is the cause of a call shed because the budget stayed full.
 var errBodyBudget = errors.New("response body budget full")

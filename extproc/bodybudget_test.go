@@ -158,3 +158,55 @@ func TestAnnouncedBodySize(t *testing.T) {
 		}
 	}
 }
+
+// createUserHeaders is a transparent create_user asking for an envelope; its body
+// follows.
+func createUserHeaders() *extprocv3.ProcessingRequest {
+	return reqHeaders(false, ":authority", "127.0.0.1:10000", ":path", "/api/v1/users?activate=false", ":method", "POST",
+		":scheme", "http", "content-type", "application/json", "authorization", "SSWS "+testBoundKey,
+		"accept", "application/vnd.quantaseal.envelope+json")
+}
+
+// A state-changing call reserves its room before it is forwarded, so it is never shed
+// after the operation happened upstream: with the budget full it is refused at its
+// request_headers, before any intent event, and once room comes back it goes through
+// without waiting again at its response.
+func TestBodyBudgetWriteReservedBeforeForwarding(t *testing.T) {
+	e := newEnv(t, Config{MaxBufferedBodyBytes: 1 << 20, BodyWait: 150 * time.Millisecond})
+	read := envelopeCall(t, e)
+	read.do(okHeaders(1 << 20)) // holds the whole budget
+
+	write := e.open(t)
+	code, js := mustImmediate(t, write.do(createUserHeaders()))
+	if code != 503 || js.Error != CodeUnavailable || js.Message != bodyBudgetBeforeMessage {
+		t.Fatalf("write with the budget full: HTTP %d %+v, want 503 saying nothing was forwarded", code, js)
+	}
+	recs := e.rec.waitRecords(t, 2)
+	if w := recs[1]; w.Operation != "create_user" || w.Decision != decisionDeny || w.Reason != CodeUnavailable || w.IntentID != "" {
+		t.Errorf("write's event %+v, want a denial: it was never forwarded", w)
+	}
+
+	read.do(respBody(bytes.Repeat([]byte("r"), 1<<20)))
+	write = e.open(t)
+	if r := write.do(createUserHeaders()); r.GetRequestHeaders() == nil {
+		t.Fatalf("write with room: %v", r)
+	}
+	if r := write.do(reqBody([]byte(`{"profile":{"login":"x"}}`))); r.GetRequestBody() == nil {
+		t.Fatalf("write body: %v", r)
+	}
+	// A second read now fills what the write left free; the write's response still
+	// goes through at once, on the room it reserved.
+	other := envelopeCall(t, e)
+	done := make(chan *extprocv3.ProcessingResponse, 1)
+	go func() { done <- other.do(okHeaders(1 << 20)) }()
+	start := time.Now()
+	if r := write.do(okHeaders(200)); r.GetResponseHeaders() == nil || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("write response after %v: %v; it holds its room and must not wait", time.Since(start), r)
+	}
+	if r := write.do(respBody(bytes.Repeat([]byte("w"), 200))); len(commonOf(r).GetBodyMutation().GetBody()) == 0 {
+		t.Fatalf("write body reply: %v", r)
+	}
+	if r := <-done; r.GetResponseHeaders() == nil {
+		t.Fatalf("read after the write released its room: %v", r)
+	}
+}

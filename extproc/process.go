@@ -367,6 +367,9 @@ func (st *stream) onRequestHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Process
 	if st.envelope || st.hashResponse {
 		respMode = extprocfilterv3.ProcessingMode_BUFFERED
 	}
+	if f := st.reserveForWrite(); f != nil {
+		return st.reject(f)
+	}
 	sets, removes := injectHeaders(&st.call, authz, l, set)
 	if !m.GetEndOfStream() {
 		// A body follows. Its intent must carry request_sha256, so it is committed in
@@ -521,6 +524,9 @@ func (st *stream) outbound(body []byte) (*extprocv3.ProcessingResponse, error) {
 	if err != nil {
 		return st.rejectErr(err)
 	}
+	if f := st.reserveForWrite(); f != nil {
+		return st.reject(f)
+	}
 	// The intent binds the rewritten request as sent upstream: method, path, query
 	// and the hash of the new body.
 	if f := st.admit(); f != nil {
@@ -584,17 +590,39 @@ func (st *stream) onResponseHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Proces
 			return st.reject(&failure{code: CodeUpstreamError, detail: "The Okta response is too large to seal.",
 				cause: fmt.Errorf("content-length %d over the %d-byte body limit", size, st.s.cfg.MaxBodyBytes)})
 		}
-		// Room for the body before it is asked for: Envoy keeps it until this reply.
-		n, err := slowly(st, func() (int64, error) { return st.s.bodies.reserve(st.ctx, size, st.s.cfg.BodyWait) })
-		if err != nil {
-			return st.reject(&failure{code: CodeUnavailable, detail: bodyBudgetMessage, retryAfter: time.Second, cause: err})
+		if st.bodyReserved == 0 {
+			// Room for the body before it is asked for: Envoy keeps it until this
+			// reply. (A state-changing call reserved before it was forwarded.)
+			n, err := slowly(st, func() (int64, error) { return st.s.bodies.reserve(st.ctx, size, st.s.cfg.BodyWait) })
+			if err != nil {
+				return st.reject(&failure{code: CodeUnavailable, detail: bodyBudgetMessage, retryAfter: time.Second, cause: err})
+			}
+			st.bodyReserved = n
 		}
-		st.bodyReserved = n
 		// BUFFERED: the headers are held until the body reply, which carries the
 		// header mutations.
 		return responseHeadersReply(nil), nil
 	}
 	return st.complete(nil, false, true)
+}
+
+// reserveForWrite reserves room for the response body of a state-changing call that
+// will buffer it (envelope or hashed) before the call is forwarded, sized for the
+// largest body accepted: a call shed at its response would leave the client a 503 for
+// an operation that happened upstream, and a retry could repeat it. Shed here, nothing
+// has been forwarded. Reads reserve at their response_headers, when the size is known.
+func (st *stream) reserveForWrite() *failure {
+	if !st.op.StateChanging || !(st.envelope || st.hashResponse) || st.bodyReserved > 0 {
+		return nil
+	}
+	n, err := slowly(st, func() (int64, error) {
+		return st.s.bodies.reserve(st.ctx, int64(st.s.cfg.MaxBodyBytes), st.s.cfg.BodyWait)
+	})
+	if err != nil {
+		return &failure{code: CodeUnavailable, detail: bodyBudgetBeforeMessage, retryAfter: time.Second, cause: err}
+	}
+	st.bodyReserved = n
+	return nil
 }
 
 // releaseBodyBudget returns the stream's share of the body budget.
