@@ -23,9 +23,10 @@
 // transaction, so under load N callers share one commit and one fsync, and an idle
 // caller is committed at once, without a batching delay. Config.MaxDelay optionally
 // lets a batch linger when the previous batch was not a singleton. Seq, time,
-// prev_hash and hash are assigned inside the transaction from the chain head the store
-// locked, so nothing in memory can go stale: a failed batch fails every caller in it
-// with [ErrUnavailable] and the next batch starts from the committed head. An Append waits
+// prev_hash and hash are assigned from the chain heads the store passes to build —
+// heads it locked, or heads it remembers and confirms under lock as it commits — so a
+// stale head in memory can cost a retry but never a fork: a failed batch fails every
+// caller in it with [ErrUnavailable] and the next batch starts from the committed head. An Append waits
 // at most Config.AppendTimeout and ignores the caller's cancellation: a client that
 // hangs up cannot skip its record.
 //
@@ -35,9 +36,11 @@
 // store serialises appends on each chain's head row (PostgreSQL SELECT … FOR UPDATE in
 // chain-id order; SQLite's single writer), so any number of gateway processes may share
 // a writer id without forking a chain; giving each replica its own writer id shards the
-// log so replicas never wait on each other. UNIQUE (chain_id, seq) and UNIQUE
-// (chain_id, prev_hash) in both schemas are the last line of defence. The choice and
-// its measurements are in docs/design/audit-chains.md.
+// log so replicas never wait on each other. A store refuses a batch that does not
+// continue its heads' seq and prev_hash, and UNIQUE (chain_id, seq) in both schemas is
+// the last line of defence. With Config.MaxInFlight > 1 (PostgreSQL) the next batch
+// is sent while the previous one commits, built on the heads it claimed. The choices
+// and their measurements are in docs/design/audit-chains.md.
 //
 // # Checkpoints
 //
