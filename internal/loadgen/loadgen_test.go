@@ -479,16 +479,14 @@ func TestWireShape(t *testing.T) {
 // TestNoopInProcess is the baseline path: the real noop server, duration mode, with
 // the CPU and allocation figures an in-process run reports.
 func TestNoopInProcess(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := noopextproc.ServeLoopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := noopextproc.New()
-	go func() { _ = s.Serve(ln) }()
-	defer s.Stop()
+	defer stop()
 	sc := withOverride(getUsers, true)
 	res, err := loadgen.Run(t.Context(), loadgen.Config{
-		Target: ln.Addr().String(), Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		Target: addr, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond,
 		Concurrency: 8, Conns: 1, InProcess: true, MessageTimeout: 2 * time.Second,
 	}, sc)
 	if err != nil {

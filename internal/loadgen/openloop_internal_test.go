@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -17,14 +16,12 @@ import (
 // correction for coordinated omission, and what keeps the phase figures about the
 // processor.
 func TestLatencyFromSchedule(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := noopextproc.ServeLoopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := noopextproc.New()
-	go func() { _ = s.Serve(ln) }()
-	defer s.Stop()
-	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer stop()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

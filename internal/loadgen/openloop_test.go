@@ -2,7 +2,6 @@ package loadgen_test
 
 import (
 	"math"
-	"net"
 	"testing"
 	"time"
 
@@ -16,19 +15,17 @@ import (
 // at the rate asked for, drops none (the server is far from its limit) and answers
 // them all; the rate is not the closed loop's, which would be many times higher.
 func TestOpenLoopRate(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := noopextproc.ServeLoopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := noopextproc.New()
-	go func() { _ = s.Serve(ln) }()
-	defer s.Stop()
+	defer stop()
 	// A cap far above rate × latency: the test machine is shared, and a stall of the
 	// cap ÷ rate (over a second) would be needed to drop a start.
 	const rate, streams = 200.0, 256
 	const window = time.Second
 	res, err := loadgen.Run(t.Context(), loadgen.Config{
-		Target: ln.Addr().String(), Rate: rate, Duration: window, Warmup: 100 * time.Millisecond,
+		Target: addr, Rate: rate, Duration: window, Warmup: 100 * time.Millisecond,
 		Concurrency: streams, Conns: 1, MessageTimeout: 2 * time.Second,
 	}, withOverride(getUsers, true))
 	if err != nil {

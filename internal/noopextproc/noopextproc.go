@@ -53,6 +53,19 @@ func (s *Server) Serve(ln net.Listener) error {
 	return nil
 }
 
+// ServeLoopback starts a Server on a free 127.0.0.1 port, for tests and benchmarks
+// that need a baseline in process. stop stops it and returns what Serve returned.
+func ServeLoopback() (addr string, stop func() error, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	s := New()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	return ln.Addr().String(), func() error { s.Stop(); return <-served }, nil
+}
+
 // GracefulStop stops accepting streams and waits for the open ones to end.
 func (s *Server) GracefulStop() { s.grpc.GracefulStop() }
 

@@ -117,14 +117,12 @@ func TestServe(t *testing.T) {
 // BenchmarkStream is the baseline's cost per request over loopback gRPC: one stream,
 // request_headers and response_headers answered, then closed as Envoy closes it.
 func BenchmarkStream(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := noopextproc.ServeLoopback()
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := noopextproc.New()
-	go func() { _ = s.Serve(ln) }()
-	defer s.Stop()
-	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer stop()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
 	}
