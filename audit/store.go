@@ -43,6 +43,31 @@ type Batch struct {
 	Checkpoints []SignedCheckpoint
 }
 
+// CheckLinks reports whether b extends heads: every event belongs to one of the
+// chains and continues it — seq one past the previous event's, prev_hash its hash.
+// Stores call it before writing a batch. With the serialised head this is what keeps a
+// chain unforked and linked; the schemas' UNIQUE (chain_id, seq) catches only the
+// first half, and the verifier would find a mis-link only after it was committed.
+func CheckLinks(heads map[string]Head, b Batch) error {
+	last := make(map[string]Head, len(heads))
+	for i := range b.Events {
+		e := &b.Events[i]
+		h, ok := last[e.ChainID]
+		if !ok {
+			if h, ok = heads[e.ChainID]; !ok {
+				return fmt.Errorf("event %s: chain %q is not locked", e.ID, e.ChainID)
+			}
+		}
+		if e.Seq != h.Seq+1 || e.PrevHash != h.Hash {
+			return fmt.Errorf("event %s: seq %d after %q does not extend head %d %q of chain %q",
+				e.ID, e.Seq, e.PrevHash, h.Seq, h.Hash, e.ChainID)
+		}
+		h.Seq, h.Hash = e.Seq, e.Hash
+		last[e.ChainID] = h
+	}
+	return nil
+}
+
 // BuildFunc turns the locked heads of the chains of a batch into the batch to insert.
 // It may be called more than once if the store retries the transaction.
 type BuildFunc func(heads map[string]Head) (Batch, error)

@@ -141,6 +141,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newHarness(t)) })
 	t.Run("SaveCheckpoint", func(t *testing.T) { testSaveCheckpoint(t, newHarness(t)) })
 	t.Run("Unavailable", func(t *testing.T) { testUnavailable(t, newHarness(t)) })
+	t.Run("RefusesMisLinkedBatch", func(t *testing.T) { testMisLinked(t, newHarness(t)) })
 	t.Run("Tamper", func(t *testing.T) { testTamper(t, newHarness) })
 }
 
@@ -439,6 +440,57 @@ func CheckAcknowledged(t testing.TB, store audit.Store, acked map[string]bool, o
 	if len(missing) != 0 {
 		t.Errorf("%d acknowledged events missing", len(missing))
 	}
+}
+
+// OneEventEach returns a BuildFunc that appends one event to every chain it is given
+// and records the heads of each call in calls.
+func OneEventEach(calls *[]map[string]audit.Head) audit.BuildFunc {
+	return func(heads map[string]audit.Head) (audit.Batch, error) {
+		*calls = append(*calls, heads)
+		var b audit.Batch
+		for _, id := range slices.Sorted(maps.Keys(heads)) {
+			h := heads[id]
+			e := Sample(h.TenantID, int(h.Seq))
+			e.ID, e.ChainID, e.Seq, e.PrevHash = fmt.Sprintf("aud_%s_%d", id, h.Seq+1), id, h.Seq+1, h.Hash
+			e.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Format(audit.TimeLayout)
+			e.Hash = e.ComputeHash()
+			b.Events = append(b.Events, e)
+		}
+		return b, nil
+	}
+}
+
+// testMisLinked: a store refuses, before writing anything, a batch whose event does not
+// link to the head it extends (audit.CheckLinks) — the schema alone would accept a
+// wrong prev_hash at the right seq — and the chain goes on from its real head.
+func testMisLinked(t *testing.T, h Harness) {
+	ctx := t.Context()
+	chain := []audit.Chain{{ID: "ten_m/w1", TenantID: "ten_m"}}
+	var calls []map[string]audit.Head
+	if err := h.Store.AppendBatch(ctx, chain, OneEventEach(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	for name, spoil := range map[string]func(*audit.Event){
+		"prev_hash": func(e *audit.Event) { e.PrevHash = strings.Repeat("f", 64) },
+		"seq gap":   func(e *audit.Event) { e.Seq++ },
+	} {
+		misLinked := func(heads map[string]audit.Head) (audit.Batch, error) {
+			b, err := OneEventEach(&calls)(heads)
+			spoil(&b.Events[0])
+			b.Events[0].Hash = b.Events[0].ComputeHash()
+			return b, err
+		}
+		if err := h.Store.AppendBatch(ctx, chain, misLinked); err == nil || errors.Is(err, audit.ErrUnavailable) {
+			t.Errorf("%s: err = %v, want a refusal that is not ErrUnavailable", name, err)
+		}
+		if head, err := h.Store.Head(ctx, chain[0].ID); err != nil || head.Seq != 1 {
+			t.Fatalf("%s: head = %+v, %v; want seq 1 (nothing written)", name, head, err)
+		}
+	}
+	if err := h.Store.AppendBatch(ctx, chain, OneEventEach(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	VerifyStore(t, h.Store, audit.VerifyOptions{MaxUnsigned: 10})
 }
 
 func testSaveCheckpoint(t *testing.T, h Harness) {

@@ -294,22 +294,16 @@ func sameHead(a, b audit.Head) bool {
 	return a.Seq == b.Seq && a.Hash == b.Hash && a.CheckpointSeq == b.CheckpointSeq
 }
 
-// advance returns heads moved on by b, and refuses a batch that does not extend them:
-// each chain's events must continue its seq and link prev_hash to the previous hash.
-// Together with the serialised head this is what keeps a chain unforked; the schema's
-// UNIQUE (chain_id, seq) is the backstop.
+// advance returns heads moved on by b, after refusing a batch that does not extend
+// them ([audit.CheckLinks]).
 func advance(heads map[string]audit.Head, b audit.Batch) (map[string]audit.Head, error) {
+	if err := audit.CheckLinks(heads, b); err != nil {
+		return nil, err
+	}
 	next := maps.Clone(heads)
 	for i := range b.Events {
 		e := &b.Events[i]
-		h, ok := next[e.ChainID]
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("event %s: chain %q is not locked", e.ID, e.ChainID)
-		case e.Seq != h.Seq+1 || e.PrevHash != h.Hash:
-			return nil, fmt.Errorf("event %s: seq %d after %q does not extend head %d %q of chain %q",
-				e.ID, e.Seq, e.PrevHash, h.Seq, h.Hash, e.ChainID)
-		}
+		h := next[e.ChainID]
 		h.Seq, h.Hash = e.Seq, e.Hash
 		next[e.ChainID] = h
 	}

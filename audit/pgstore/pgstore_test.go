@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	neturl "net/url"
 	"os"
 	"slices"
@@ -305,24 +304,6 @@ func TestTwoStoresAlternate(t *testing.T) {
 	}
 }
 
-// oneEventEach returns a BuildFunc that appends one event to every chain it is given
-// and records the heads of each call in calls.
-func oneEventEach(calls *[]map[string]audit.Head) audit.BuildFunc {
-	return func(heads map[string]audit.Head) (audit.Batch, error) {
-		*calls = append(*calls, heads)
-		var b audit.Batch
-		for _, id := range slices.Sorted(maps.Keys(heads)) {
-			h := heads[id]
-			e := audittest.Sample(h.TenantID, int(h.Seq))
-			e.ID, e.ChainID, e.Seq, e.PrevHash = fmt.Sprintf("aud_%s_%d", id, h.Seq+1), id, h.Seq+1, h.Hash
-			e.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Format(audit.TimeLayout)
-			e.Hash = e.ComputeHash()
-			b.Events = append(b.Events, e)
-		}
-		return b, nil
-	}
-}
-
 // TestOneStatementAppendAllOrNothing moves one of two chains of a batch behind the
 // back of the store that remembers them: the one-statement append must advance neither
 // head and insert nothing, and the locking path then appends on the real heads.
@@ -334,15 +315,15 @@ func TestOneStatementAppendAllOrNothing(t *testing.T) {
 	both := []audit.Chain{{ID: "ten_x/w1", TenantID: "ten_x"}, {ID: "ten_y/w1", TenantID: "ten_y"}}
 	var calls []map[string]audit.Head
 	for range 2 {
-		if err := a.AppendBatch(ctx, both, oneEventEach(&calls)); err != nil {
+		if err := a.AppendBatch(ctx, both, audittest.OneEventEach(&calls)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.AppendBatch(ctx, both[1:], oneEventEach(&calls)); err != nil {
+	if err := b.AppendBatch(ctx, both[1:], audittest.OneEventEach(&calls)); err != nil {
 		t.Fatal(err)
 	}
 	calls = nil
-	if err := a.AppendBatch(ctx, both, oneEventEach(&calls)); err != nil {
+	if err := a.AppendBatch(ctx, both, audittest.OneEventEach(&calls)); err != nil {
 		t.Fatal(err)
 	}
 	if len(calls) != 2 || calls[0]["ten_y/w1"].Seq != 2 || calls[1]["ten_y/w1"].Seq != 3 || calls[1]["ten_x/w1"].Seq != 2 {
@@ -379,14 +360,14 @@ func TestRefusesBatchNotExtendingHead(t *testing.T) {
 	var calls []map[string]audit.Head
 	for _, path := range []string{"locking", "one-statement"} {
 		misLinked := func(heads map[string]audit.Head) (audit.Batch, error) {
-			b, err := oneEventEach(&calls)(heads)
+			b, err := audittest.OneEventEach(&calls)(heads)
 			b.Events[0].PrevHash = strings.Repeat("f", 64)
 			return b, err
 		}
 		if err := s.AppendBatch(ctx, chain, misLinked); err == nil || errors.Is(err, audit.ErrUnavailable) {
 			t.Errorf("%s path: mis-linked batch: err = %v, want a refusal", path, err)
 		}
-		if err := s.AppendBatch(ctx, chain, oneEventEach(&calls)); err != nil {
+		if err := s.AppendBatch(ctx, chain, audittest.OneEventEach(&calls)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -172,6 +172,9 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		if err != nil {
 			return &buildError{err}
 		}
+		if err := audit.CheckLinks(heads, b); err != nil {
+			return &buildError{err}
+		}
 		if err := s.appendEvents(ctx, tx, b.Events); err != nil {
 			return err
 		}

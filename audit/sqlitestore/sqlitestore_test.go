@@ -47,23 +47,27 @@ func TestContract(t *testing.T) {
 }
 
 // TestAppendBatchConflictWritesNothing checks that a batch whose insert fails part-way
-// (here on UNIQUE (chain_id, seq), the fork backstop) leaves no event and no head
-// change behind, also when earlier statements or rows of the same batch succeeded, and
-// that the store keeps working afterwards.
+// leaves no event and no head change behind, also when earlier statements or rows of
+// the same batch succeeded, and that the store keeps working afterwards. The batches
+// are correctly linked (audit.CheckLinks would refuse a mis-linked one before any
+// insert); the conflict is an event id used twice, which UNIQUE (tenant_id, id)
+// refuses in the database.
 func TestAppendBatchConflictWritesNothing(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		seqs []int64 // offsets from the head; a repeat is the conflict
+		name   string
+		events int
+		dup    int // the event that reuses the previous event's id; 0: a committed event's id
 	}{
 		// insertRows writes 5 events as one 4-row statement and one 1-row statement.
-		{"inside a multi-row statement", []int64{1, 2, 2, 3, 4}},
-		{"in a later statement", []int64{1, 2, 3, 4, 4}},
-		{"with a committed event", []int64{0}},
+		{"inside a multi-row statement", 5, 2},
+		{"in a later statement", 5, 4},
+		{"with a committed event", 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			_, s := open(t, filepath.Join(t.TempDir(), "quantaseal.db"))
 			appendSamples(t, s, 1, 3)
+			committed, _ := audittest.Load(t, s)
 			chain := audit.Chain{ID: "ten_0/w1", TenantID: "ten_0"}
 			before, err := s.Head(ctx, chain.ID)
 			if err != nil {
@@ -72,17 +76,24 @@ func TestAppendBatchConflictWritesNothing(t *testing.T) {
 			err = s.AppendBatch(ctx, []audit.Chain{chain}, func(heads map[string]audit.Head) (audit.Batch, error) {
 				h := heads[chain.ID]
 				var b audit.Batch
-				for _, off := range tc.seqs {
-					e := audittest.Sample(chain.TenantID, int(off))
-					e.ID, e.ChainID, e.Seq = id.New("aud"), chain.ID, h.Seq+off
+				for i := range tc.events {
+					e := audittest.Sample(chain.TenantID, i)
+					e.ID, e.ChainID, e.Seq = id.New("aud"), chain.ID, h.Seq+1
+					switch {
+					case i == tc.dup && i > 0:
+						e.ID = b.Events[i-1].ID
+					case i == tc.dup:
+						e.ID = committed[len(committed)-1].ID
+					}
 					e.Time, e.PrevHash = time.Now().UTC().Format(audit.TimeLayout), h.Hash
 					e.Hash = e.ComputeHash()
+					h.Seq, h.Hash = e.Seq, e.Hash
 					b.Events = append(b.Events, e)
 				}
 				return b, nil
 			})
 			if !errors.Is(err, audit.ErrUnavailable) {
-				t.Fatalf("AppendBatch with a repeated seq = %v, want ErrUnavailable", err)
+				t.Fatalf("AppendBatch with a repeated event id = %v, want ErrUnavailable", err)
 			}
 			after, err := s.Head(ctx, chain.ID)
 			if err != nil {
