@@ -26,9 +26,9 @@
 // prev_hash and hash are assigned from the chain heads the store passes to build —
 // heads it locked, or heads it remembers and confirms under lock as it commits — so a
 // stale head in memory can cost a retry but never a fork: a failed batch fails every
-// caller in it with [ErrUnavailable] and the next batch starts from the committed head. An Append waits
-// at most Config.AppendTimeout and ignores the caller's cancellation: a client that
-// hangs up cannot skip its record.
+// caller in it with [ErrUnavailable] and the next batch starts from the committed
+// head. An Append waits at most Config.AppendTimeout and ignores the caller's
+// cancellation: a client that hangs up cannot skip its record.
 //
 // # Several writers
 //

@@ -295,13 +295,7 @@ func (p *pipeline) dispatch(batch []*request) {
 		case <-built:
 			return
 		case c := <-p.done:
-			p.finish(c)
-			select {
-			case <-built:
-				return
-			default:
-				// An earlier batch finished; this one is still being built.
-			}
+			p.finish(c) // a batch finished; this one may still be building
 		}
 	}
 }

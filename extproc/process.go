@@ -593,11 +593,9 @@ func (st *stream) onResponseHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Proces
 		if st.bodyReserved == 0 {
 			// Room for the body before it is asked for: Envoy keeps it until this
 			// reply. (A state-changing call reserved before it was forwarded.)
-			n, err := slowly(st, func() (int64, error) { return st.s.bodies.reserve(st.ctx, size, st.s.cfg.BodyWait) })
-			if err != nil {
-				return st.reject(&failure{code: CodeUnavailable, detail: bodyBudgetMessage, retryAfter: time.Second, cause: err})
+			if f := st.reserveBody(size, bodyBudgetMessage); f != nil {
+				return st.reject(f)
 			}
-			st.bodyReserved = n
 		}
 		// BUFFERED: the headers are held until the body reply, which carries the
 		// header mutations.
@@ -615,11 +613,15 @@ func (st *stream) reserveForWrite() *failure {
 	if !st.op.StateChanging || !(st.envelope || st.hashResponse) || st.bodyReserved > 0 {
 		return nil
 	}
-	n, err := slowly(st, func() (int64, error) {
-		return st.s.bodies.reserve(st.ctx, int64(st.s.cfg.MaxBodyBytes), st.s.cfg.BodyWait)
-	})
+	return st.reserveBody(int64(st.s.cfg.MaxBodyBytes), bodyBudgetBeforeMessage)
+}
+
+// reserveBody waits, under the slow-step override, for size bytes of the body budget;
+// past Config.BodyWait the call fails unavailable with Retry-After and message.
+func (st *stream) reserveBody(size int64, message string) *failure {
+	n, err := slowly(st, func() (int64, error) { return st.s.bodies.reserve(st.ctx, size, st.s.cfg.BodyWait) })
 	if err != nil {
-		return &failure{code: CodeUnavailable, detail: bodyBudgetBeforeMessage, retryAfter: time.Second, cause: err}
+		return &failure{code: CodeUnavailable, detail: message, retryAfter: time.Second, cause: err}
 	}
 	st.bodyReserved = n
 	return nil

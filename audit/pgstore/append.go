@@ -71,7 +71,7 @@ func insertEvents(first int) string {
 
 // chainState is what a store knows of a chain it appended to.
 type chainState struct {
-	head audit.Head // as this store last committed it
+	head audit.Head // as this store last committed or claimed it
 	// moved is set when the locking path found the head elsewhere than remembered:
 	// another writer shares the chain, so a compare-and-set would mostly fail.
 	moved bool

@@ -6,12 +6,14 @@
 // Each chain has a head row in audit_chains, and the head is what serialises writers:
 // any number of gateway processes can append to one chain without forking it. The usual
 // case is one process appending to its own chains (sharded by writer id), so a store
-// remembers the head it committed last for each chain. When it has a remembered head
-// for every chain of a batch, it builds the batch on those and sends it as one
-// autocommitted statement that locks the heads still equal to the remembered ones,
-// and only if all of them are advances them and inserts the events: one round trip and
-// one commit per batch. A head that another writer moved makes the statement change
-// nothing; the store then takes the locking path: in a transaction, SELECT … FOR
+// remembers, for each chain, the head its last batch committed or will commit (a
+// claim: with audit.Config.MaxInFlight > 1 the next batch is built on it before the
+// previous one has committed). When it has a remembered head for every chain of a
+// batch, it builds the batch on those and sends it as one autocommitted statement that
+// locks the head rows — waiting for a previous batch still committing — and only if
+// every head is then as remembered advances them and inserts the events: one round
+// trip and one commit per batch. A head that another writer moved, or a previous batch
+// that failed, makes the statement change nothing; the store then takes the locking path: in a transaction, SELECT … FOR
 // UPDATE on the heads in chain-id order (so writers cannot deadlock), build on what it
 // read, insert, advance, commit. A chain found moved that way stays on the locking path
 // until a batch finds its head where this store left it, so writers that share a chain
