@@ -140,6 +140,18 @@ type envOverride struct {
 	apply func(c *Config, v string) error
 }
 
+// integer parses a decimal integer override into dst (a bound is Validate's job).
+func integer[T int | int64](dst *T) func(*Config, string) error {
+	return func(_ *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return err
+		}
+		*dst = T(n)
+		return nil
+	}
+}
+
 func duration(dst *time.Duration) func(*Config, string) error {
 	return func(_ *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -183,11 +195,7 @@ func envOverrides(c *Config) []envOverride {
 		{"QUANTASEAL_AUDIT_COMMIT_TIMEOUT", duration(&c.Audit.CommitTimeout)},
 		{"QUANTASEAL_AUDIT_WRITER_ID", str(&c.Audit.WriterID)},
 		{"QUANTASEAL_AUDIT_MAX_DELAY", duration(&c.Audit.MaxDelay)},
-		{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT", func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			c.Audit.MaxInFlight = n
-			return err
-		}},
+		{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT", integer(&c.Audit.MaxInFlight)},
 		{"QUANTASEAL_AUDIT_HASH_RESPONSES", func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			c.Audit.HashResponses = b
@@ -195,11 +203,7 @@ func envOverrides(c *Config) []envOverride {
 		}},
 		{"QUANTASEAL_DRAIN_DELAY", duration(&c.Server.DrainDelay)},
 		{"QUANTASEAL_MESSAGE_TIMEOUT", duration(&c.Server.MessageTimeout)},
-		{"QUANTASEAL_MAX_BUFFERED_BODY_BYTES", func(c *Config, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			c.Server.MaxBufferedBodyBytes = n
-			return err
-		}},
+		{"QUANTASEAL_MAX_BUFFERED_BODY_BYTES", integer(&c.Server.MaxBufferedBodyBytes)},
 	}
 }
 

@@ -48,6 +48,8 @@ okta:
 		"QUANTASEAL_ADMIN_TOKEN=from-env",
 		"QUANTASEAL_OKTA_ALLOWED_DOMAINS=https://login.example.com, http://localhost:1234",
 		"QUANTASEAL_TEST_DATABASE_URL=ignored",
+		"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=3",
+		"QUANTASEAL_MAX_BUFFERED_BODY_BYTES=67108864",
 		"PATH=/bin",
 	})
 	if err != nil {
@@ -65,6 +67,9 @@ okta:
 	if len(c.Okta.AllowedDomains) != 2 || c.Okta.AllowedDomains[1] != "http://localhost:1234" {
 		t.Errorf("allowed domains = %v", c.Okta.AllowedDomains)
 	}
+	if c.Audit.MaxInFlight != 3 || c.Server.MaxBufferedBodyBytes != 64<<20 {
+		t.Errorf("max_in_flight %d, max_buffered_body_bytes %d", c.Audit.MaxInFlight, c.Server.MaxBufferedBodyBytes)
+	}
 }
 
 func TestLoadConfigErrors(t *testing.T) {
@@ -77,6 +82,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		"unknown nested key": {file: "kms:\n  provder: aws\n", want: []string{"provder"}},
 		"unknown env":        {env: []string{"QUANTASEAL_HTTP_ADR=x"}, want: []string{"QUANTASEAL_HTTP_ADR"}},
 		"bad duration":       {env: []string{"QUANTASEAL_KMS_CACHE_TTL=soon"}, want: []string{"QUANTASEAL_KMS_CACHE_TTL"}},
+		"bad integer":        {env: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=two"}, want: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT"}},
+		"in flight too many": {env: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=9"}, want: []string{"audit.max_in_flight"}},
+		"in flight negative": {file: "audit:\n  max_in_flight: -1\n", want: []string{"audit.max_in_flight"}},
+		"body budget small":  {env: []string{"QUANTASEAL_MAX_BUFFERED_BODY_BYTES=1048575"}, want: []string{"server.max_buffered_body_bytes"}},
 		"every problem at once": {
 			env:  []string{"QUANTASEAL_KMS=vault", "QUANTASEAL_HTTP_ADDR=nope", "QUANTASEAL_DATABASE_URL=mysql://x"},
 			want: []string{"kms.provider", "http_addr", "database_url"},

@@ -41,11 +41,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	}
 	logger := newLogger(cio, cfg.LogLevel)
 	logger.Info("starting quantaseal", slog.Any("config", cfg))
-	getenv := cio.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	logger.Info("garbage collector", slog.Any("gc", tuneGC(getenv)))
+	logger.Info("garbage collector", slog.Any("gc", tuneGC(func(name string) string { return getenv(cio, name) })))
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
