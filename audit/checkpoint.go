@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
+	"github.com/quantaseal/gateway/internal/avxstate"
 	"github.com/quantaseal/gateway/internal/secret"
 )
 
@@ -138,7 +139,9 @@ func (s *SeedSigner) PublicKey() []byte { return append([]byte(nil), s.pub...) }
 // Sign implements [Signer].
 func (s *SeedSigner) Sign(note []byte) ([]byte, error) {
 	sig := make([]byte, mldsa65.SignatureSize)
-	if err := mldsa65.SignTo(s.priv, note, []byte(CheckpointContext), false, sig); err != nil {
+	err := mldsa65.SignTo(s.priv, note, []byte(CheckpointContext), false, sig)
+	avxstate.Clean() // see package avxstate
+	if err != nil {
 		return nil, fmt.Errorf("sign checkpoint: %w", err)
 	}
 	return sig, nil
@@ -174,7 +177,9 @@ func verifySignature(sc SignedCheckpoint, keys map[string][]byte) (member, reaso
 	if err != nil || len(sig) != mldsa65.SignatureSize {
 		return "signature", "signature is not base64 of an ML-DSA-65 signature"
 	}
-	if !mldsa65.Verify(&pub, []byte(sc.Note), []byte(CheckpointContext), sig) {
+	ok = mldsa65.Verify(&pub, []byte(sc.Note), []byte(CheckpointContext), sig)
+	avxstate.Clean() // see package avxstate
+	if !ok {
 		return "signature", "ML-DSA-65 signature does not verify"
 	}
 	return "", ""

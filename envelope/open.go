@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
+
+	"github.com/quantaseal/gateway/internal/avxstate"
 )
 
 // OpenKeys is what an opener holds: its tenant id, its response key, its HMAC key and
@@ -51,6 +53,7 @@ func (e *Envelope) Open(keys OpenKeys) ([]byte, error) {
 	if mldsa65.Verify(vk.pk, m, []byte(mldsaContext), e.Signature.PQCSignature) {
 		mldsaOK = 1
 	}
+	avxstate.Clean() // before HMAC and the rest (see package avxstate)
 	hmacOK := subtle.ConstantTimeCompare(hmacSum(keys.HMACKey, m), e.Signature.HMACSignature)
 	switch ok := mldsaOK & hmacOK; {
 	case ok == 1:
@@ -64,6 +67,7 @@ func (e *Envelope) Open(keys OpenKeys) ([]byte, error) {
 
 	var ss [32]byte
 	keys.Response.sk.DecapsulateTo(ss[:], e.Encrypted.CiphertextKEM)
+	avxstate.Clean()
 	aead, err := newAEAD(ss[:], e.Encrypted.CiphertextKEM, e.Encrypted.TenantID)
 	clear(ss[:])
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
+
+	"github.com/quantaseal/gateway/internal/avxstate"
 )
 
 // SealInput is what [Seal] needs to make one envelope.
@@ -95,6 +97,7 @@ func seal(in SealInput, encapsSeed, nonce []byte, hedged bool) (*Envelope, []byt
 	}
 	var ss [32]byte
 	in.Recipient.pk.EncapsulateTo(e.Encrypted.CiphertextKEM, ss[:], encapsSeed)
+	avxstate.Clean() // before HKDF and AES-GCM (SSE): see package avxstate
 	aead, err := newAEAD(ss[:], e.Encrypted.CiphertextKEM, in.TenantID)
 	clear(ss[:])
 	if err != nil {
@@ -109,7 +112,9 @@ func seal(in SealInput, encapsSeed, nonce []byte, hedged bool) (*Envelope, []byt
 	e.Encrypted.CiphertextData = m[off : off+dataLen : off+dataLen]
 
 	e.Signature.PQCSignature = pqcSig
-	if err := signTo(in.Signer, m, hedged, e.Signature.PQCSignature); err != nil {
+	err = signTo(in.Signer, m, hedged, e.Signature.PQCSignature)
+	avxstate.Clean()
+	if err != nil {
 		return nil, nil, fmt.Errorf("envelope: seal: ML-DSA-65 sign: %w", err)
 	}
 	e.Signature.HMACSignature = hmacAppend(hmacSig, in.HMACKey, m)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 
 	"github.com/cloudflare/circl/kem/mlkem/mlkem768"
+
+	"github.com/quantaseal/gateway/internal/avxstate"
 )
 
 // Sealed blob v1 (docs/spec/vault-v1.md §3):
@@ -143,6 +145,7 @@ func seal(pub *mlkem768.PublicKey, bind binding, plaintext []byte) ([]byte, erro
 	}
 	ss := make([]byte, mlkem768.SharedKeySize)
 	pub.EncapsulateTo(s.kemCT, ss, nil) // nil seed: crypto/rand
+	avxstate.Clean()                    // before HKDF and AES-GCM (see package avxstate)
 	gcm, err := aeadKey(ss, s.kemCT, bind.tenantID)
 	clear(ss)
 	if err != nil {
@@ -166,6 +169,7 @@ func open(priv *mlkem768.PrivateKey, bind binding, b []byte) ([]byte, error) {
 	// ML-KEM decapsulation never fails: a modified ciphertext yields an unrelated
 	// (implicit-rejection) shared secret, so the GCM check below catches it.
 	priv.DecapsulateTo(ss, s.kemCT)
+	avxstate.Clean()
 	gcm, err := aeadKey(ss, s.kemCT, bind.tenantID)
 	clear(ss)
 	if err != nil {
