@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/quantaseal/gateway/internal/authlimit"
+	"github.com/quantaseal/gateway/internal/grpcserver"
 	"log/slog"
 	"net"
 	"sync"
@@ -136,22 +137,10 @@ type Server struct {
 	stopped bool         // Shutdown ran: Serve returns at once
 }
 
-// StreamWorkers is how many goroutines the gRPC server keeps for running streams.
-// A stream handler that starts on a fresh goroutine grows its stack through several
-// runtime.morestack copies on every call (the pipeline is deep); a pooled worker keeps
-// its grown stack (grpc-go resets it every 65,536 streams). Workers are used only
-// while one is idle, so the pool is sized for the streams in flight at once — each
-// holds its worker while its audit event commits — and grpc-go falls back to a new
-// goroutine per stream beyond it. The no-op baseline server uses the same setting.
-const StreamWorkers = 256
-
-// newGRPC builds the gRPC server with the ext_proc, ext_authz and health services.
+// newGRPC builds the gRPC server with the ext_proc, ext_authz and health services,
+// with the settings the no-op baseline shares (package grpcserver).
 func (s *Server) newGRPC() *grpc.Server {
-	g := grpc.NewServer(
-		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
-		grpc.MaxSendMsgSize(s.cfg.MaxMessageBytes),
-		grpc.NumStreamWorkers(StreamWorkers),
-	)
+	g := grpc.NewServer(grpcserver.Options(s.cfg.MaxMessageBytes)...)
 	extprocv3.RegisterExternalProcessorServer(g, s)
 	authv3.RegisterAuthorizationServer(g, authorizer{s})
 	healthpb.RegisterHealthServer(g, s.health)

@@ -17,15 +17,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/quantaseal/gateway/internal/grpcserver"
 )
 
 // maxMessageBytes matches the gateway's default gRPC message limit, so a baseline run
 // accepts the same buffered bodies the gateway does.
 const maxMessageBytes = 16 << 20
-
-// streamWorkers is the gateway's extproc.StreamWorkers: the baseline runs the same
-// gRPC server configuration, so the comparison isolates the gateway's own work.
-const streamWorkers = 256
 
 // Server is the CONTINUE-everything ext_proc server.
 type Server struct {
@@ -37,8 +35,8 @@ type Server struct {
 // workers run until [Server.Stop] or [Server.GracefulStop].
 func New() *Server {
 	s := &Server{}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes),
-		grpc.NumStreamWorkers(streamWorkers))
+	// The gateway's gRPC server settings, so the comparison isolates the gateway's own work.
+	s.grpc = grpc.NewServer(grpcserver.Options(maxMessageBytes)...)
 	extprocv3.RegisterExternalProcessorServer(s.grpc, s)
 	return s
 }
