@@ -218,6 +218,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		// A missing directory otherwise surfaces per scenario, as "open …/noop.log".
+		return fmt.Errorf("--workdir: %w", err)
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)

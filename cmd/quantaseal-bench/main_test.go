@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -55,7 +56,9 @@ func benchLinesOf(out string) []string {
 // noop server, a short load, the table and the bench line.
 func TestRunNoop(t *testing.T) {
 	var out bytes.Buffer
-	err := run(t.Context(), []string{"--pin=false", "--scenarios", "noop", "--stores", "embedded", "--duration", "300ms", "--warmup", "0s", "--concurrency", "4"}, &out)
+	// A --workdir that does not exist yet is created.
+	workDir := filepath.Join(t.TempDir(), "new", "work")
+	err := run(t.Context(), []string{"--pin=false", "--scenarios", "noop", "--stores", "embedded", "--duration", "300ms", "--warmup", "0s", "--concurrency", "4", "--workdir", workDir}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -69,6 +72,9 @@ func TestRunNoop(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "peak RSS") {
 		t.Errorf("no table:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(workDir, "noop.log")); err != nil {
+		t.Errorf("the no-op server's log is not in --workdir: %v", err)
 	}
 }
 
