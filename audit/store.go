@@ -20,6 +20,28 @@ var (
 	ErrBadQuery = errors.New("invalid audit query")
 )
 
+// StoreError is how a store reports a failure of its operation op; prefix names the
+// store ("audit pgstore"). An error of the caller's [BuildFunc], marked with
+// [BuildError], comes back as the caller's own; one that already carries
+// ErrUnavailable, ErrNotFound or ErrBadQuery keeps that meaning; anything else — a
+// driver, network or constraint error — is ErrUnavailable.
+func StoreError(prefix, op string, err error) error {
+	if be, ok := errors.AsType[*BuildError](err); ok {
+		return fmt.Errorf("%s: %s: %w", prefix, op, be.Err)
+	}
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadQuery) {
+		return fmt.Errorf("%s: %s: %w", prefix, op, err)
+	}
+	return fmt.Errorf("%s: %s: %w: %w", prefix, op, ErrUnavailable, err)
+}
+
+// BuildError marks an error returned by a [BuildFunc] as it travels out of a store's
+// transaction, so that [StoreError] can tell it from the store's own failures.
+type BuildError struct{ Err error }
+
+func (e *BuildError) Error() string { return e.Err.Error() }
+func (e *BuildError) Unwrap() error { return e.Err }
+
 // Chain names a chain and the tenant it belongs to.
 type Chain struct {
 	ID       string

@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -98,7 +97,7 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		appended, err := s.appendIfUnmoved(ctx, c.known, c.next, *c.batch)
 		if err != nil {
 			s.forget(chains)
-			return appendError(err)
+			return unavailable("append", err)
 		}
 		if appended {
 			return nil
@@ -109,7 +108,7 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 	}
 	if err := s.appendLocked(ctx, chains, c.known, c.batch, build); err != nil {
 		s.forget(chains)
-		return appendError(err)
+		return unavailable("append", err)
 	}
 	return nil
 }
@@ -161,20 +160,12 @@ func (s *Store) claim(chains []audit.Chain, build audit.BuildFunc) (claimed, err
 	return c, nil
 }
 
-func appendError(err error) error {
-	var be *buildError
-	if errors.As(err, &be) {
-		return fmt.Errorf("audit pgstore: append: %w", be.err)
-	}
-	return unavailable("append", err)
-}
-
 // appendIfUnmoved runs appendIfUnmovedSQL for b, built on the heads known and leaving
 // next. appended is false when a head was not found as known.
 func (s *Store) appendIfUnmoved(ctx context.Context, known, next map[string]audit.Head, b audit.Batch) (appended bool, err error) {
 	ev, err := encodeEvents(b.Events)
 	if err != nil {
-		return false, &buildError{err}
+		return false, &audit.BuildError{Err: err}
 	}
 	defer ev.release()
 	n := len(known)
@@ -224,11 +215,11 @@ func (s *Store) appendLocked(ctx context.Context, chains []audit.Chain, known ma
 		}
 		b, next, err := s.buildLocked(heads, known, prebuilt, build)
 		if err != nil {
-			return &buildError{err}
+			return &audit.BuildError{Err: err}
 		}
 		ev, err := encodeEvents(b.Events)
 		if err != nil {
-			return &buildError{err}
+			return &audit.BuildError{Err: err}
 		}
 		defer ev.release()
 		headIDs := slices.Sorted(maps.Keys(next))

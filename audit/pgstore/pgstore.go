@@ -73,18 +73,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	return &Store{pool: pool, chains: map[string]chainState{}}, nil
 }
 
-func unavailable(op string, err error) error {
-	if errors.Is(err, audit.ErrUnavailable) || errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrBadQuery) {
-		return fmt.Errorf("audit pgstore: %s: %w", op, err)
-	}
-	return fmt.Errorf("audit pgstore: %s: %w: %w", op, audit.ErrUnavailable, err)
-}
-
-// buildError marks an error returned by the caller's BuildFunc.
-type buildError struct{ err error }
-
-func (e *buildError) Error() string { return e.err.Error() }
-func (e *buildError) Unwrap() error { return e.err }
+func unavailable(op string, err error) error { return audit.StoreError("audit pgstore", op, err) }
 
 // insertCheckpoint stores cp and advances its chain's checkpoint head, checking that cp
 // signs a stored event. The head row is updated (locked) first, the same order as

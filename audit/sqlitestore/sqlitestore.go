@@ -135,19 +135,9 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-func unavailable(op string, err error) error {
-	if errors.Is(err, audit.ErrUnavailable) || errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrBadQuery) {
-		return fmt.Errorf("audit sqlitestore: %s: %w", op, err)
-	}
-	return fmt.Errorf("audit sqlitestore: %s: %w: %w", op, audit.ErrUnavailable, err)
-}
+func unavailable(op string, err error) error { return audit.StoreError("audit sqlitestore", op, err) }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(audit.TimeLayout) }
-
-type buildError struct{ err error }
-
-func (e *buildError) Error() string { return e.err.Error() }
-func (e *buildError) Unwrap() error { return e.err }
 
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -170,10 +160,10 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		}
 		b, err := build(heads)
 		if err != nil {
-			return &buildError{err}
+			return &audit.BuildError{Err: err}
 		}
 		if err := audit.CheckLinks(heads, b); err != nil {
-			return &buildError{err}
+			return &audit.BuildError{Err: err}
 		}
 		if err := s.appendEvents(ctx, tx, b.Events); err != nil {
 			return err
@@ -198,10 +188,6 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		return nil
 	})
 	if err != nil {
-		var be *buildError
-		if errors.As(err, &be) {
-			return fmt.Errorf("audit sqlitestore: append: %w", be.err)
-		}
 		return unavailable("append", err)
 	}
 	return nil
@@ -248,7 +234,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []audit.Event)
 				if e.Time != lastTime {
 					t, err := e.Timestamp()
 					if err != nil {
-						return &buildError{fmt.Errorf("event %s: %w", e.ID, err)}
+						return &audit.BuildError{Err: fmt.Errorf("event %s: %w", e.ID, err)}
 					}
 					lastTime, lastFmt = e.Time, fmtTime(t)
 				}
@@ -256,7 +242,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []audit.Event)
 				// plain JSON that reads back as the same Event, written without reflection.
 				body, err := audit.Canonicalize(&e)
 				if err != nil {
-					return &buildError{err}
+					return &audit.BuildError{Err: err}
 				}
 				args = append(args, e.ID, e.ChainID, e.Seq, e.TenantID, e.IntegrationID, lastFmt,
 					e.PrevHash, e.Hash, string(body))
