@@ -7,7 +7,9 @@
 #
 # Environment (all optional):
 #   COUNT=1 BENCHTIME=1s   go test -count / -benchtime
-#   BENCH_OUT=bin/bench.txt   where the go test -bench output goes (compare runs with benchstat)
+#   BENCH_OUT=bin/bench.txt   where the go test -bench output goes (compare runs with benchstat);
+#                          benchmarks more than 20% worse than the checked-in
+#                          docs/bench/go-baseline.txt are listed (scripts/benchdiff.sh)
 #   GO_BENCH=0             skip the Go benchmarks;  LOAD=0  skip the load benchmark
 #   DURATION=10s CONCURRENCY=64 CONNS=2
 #   SCENARIOS=noop,transparent,transparent_envelope,outbound,envelope_memory
@@ -44,6 +46,9 @@ if [ "${GO_BENCH:-1}" != 0 ]; then
 	echo "== go test -bench (benchstat input: $out)" >&2
 	# A failing package does not stop the load benchmark; the exit status reports it.
 	go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" -count "${COUNT:-1}" -timeout 30m ./... | tee "$out" || status=$?
+	baseline=docs/bench/go-baseline.txt
+	echo "== Go benchmarks more than 20% worse than $baseline (the README's run; benchstat $baseline $out for the whole comparison)" >&2
+	scripts/benchdiff.sh "$baseline" "$out" 20 >&2
 fi
 
 if [ "${LOAD:-1}" != 0 ]; then
