@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 )
 
@@ -208,5 +209,52 @@ func TestBodyBudgetWriteReservedBeforeForwarding(t *testing.T) {
 	}
 	if r := <-done; r.GetResponseHeaders() == nil {
 		t.Fatalf("read after the write released its room: %v", r)
+	}
+}
+
+// A hash-only call whose announced body is larger than MaxBodyBytes cannot be hashed,
+// so it is not buffered: its response_headers reply switches the body to NONE, carries
+// the audit header, records the outcome without a hash, and gives back the room a
+// state-changing call reserved before it was forwarded (which would otherwise count
+// MaxBodyBytes for a body of up to max_message_bytes).
+func TestHashOnlyBodyOverLimitStreams(t *testing.T) {
+	// The budget holds exactly one MaxBodyBytes reservation, so a write that kept its
+	// room would make the envelope call after it wait and be shed.
+	e := newEnv(t, Config{HashResponses: true, MaxBodyBytes: 100, MaxBufferedBodyBytes: 100, BodyWait: 100 * time.Millisecond})
+	for _, tc := range []struct {
+		name    string
+		headers *extprocv3.ProcessingRequest
+		body    []byte
+	}{
+		{"read", reqHeaders(true, get("/api/v1/users", "x-api-key", testBoundKey)...), nil},
+		{"write", reqHeaders(false, ":authority", "127.0.0.1:10000", ":path", "/api/v1/users?activate=false", ":method", "POST",
+			":scheme", "http", "content-type", "application/json", "authorization", "SSWS "+testBoundKey), []byte(`{"profile":{"login":"x"}}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(e.rec.records())
+			x := e.open(t)
+			if r := x.do(tc.headers); r.GetModeOverride().GetResponseBodyMode() != extprocfilterv3.ProcessingMode_BUFFERED {
+				t.Fatalf("request_headers reply %v: want the response body buffered for its hash", r)
+			}
+			if tc.body != nil {
+				x.do(reqBody(tc.body))
+			}
+			resp := x.do(okHeaders(101))
+			if resp.GetResponseHeaders() == nil || resp.GetModeOverride().GetResponseBodyMode() != extprocfilterv3.ProcessingMode_NONE {
+				t.Fatalf("response_headers reply %v: want it answered now with the body switched to NONE", resp)
+			}
+			if got := setsOf(resp)[hdrAuditEvent]; len(got) != 1 || got[0] == "" {
+				t.Errorf("audit header %v", got)
+			}
+			out := e.rec.waitRecords(t, before+2)[before+1]
+			if out.ResponseSHA256 != "" || out.ResponseBytes != 0 || out.Decision != decisionAllow {
+				t.Errorf("outcome %+v: want allowed, with no hash", out)
+			}
+			next := envelopeCall(t, e)
+			if r := next.do(okHeaders(100)); r.GetResponseHeaders() == nil {
+				t.Fatalf("an envelope call after it found no room in the body budget: %v", r)
+			}
+			next.do(respBody(bytes.Repeat([]byte("n"), 100)))
+		})
 	}
 }

@@ -590,6 +590,18 @@ func (st *stream) onResponseHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Proces
 			return st.reject(&failure{code: CodeUpstreamError, detail: "The Okta response is too large to seal.",
 				cause: fmt.Errorf("content-length %d over the %d-byte body limit", size, st.s.cfg.MaxBodyBytes)})
 		}
+		if size > int64(st.s.cfg.MaxBodyBytes) {
+			// Hash-only and too large to hash (decodeBody would refuse it): let the body
+			// stream to the client instead of buffering up to max_message_bytes of it
+			// against a reservation sized for MaxBodyBytes, and record the outcome, with
+			// no hash, now.
+			st.releaseBodyBudget()
+			resp, err := st.complete(nil, false, true)
+			if _, ok := resp.GetResponse().(*extprocv3.ProcessingResponse_ResponseHeaders); ok {
+				resp.ModeOverride = &extprocfilterv3.ProcessingMode{ResponseBodyMode: extprocfilterv3.ProcessingMode_NONE}
+			}
+			return resp, err
+		}
 		if st.bodyReserved == 0 {
 			// Room for the body before it is asked for: Envoy keeps it until this
 			// reply. (A state-changing call reserved before it was forwarded.)

@@ -74,7 +74,9 @@ type Config struct {
 	BodyWait time.Duration
 	// HashResponses makes transparent calls without an envelope buffer the response
 	// body too, so the audit event carries response_sha256 and response_bytes. Off,
-	// such calls need no response buffering (their events leave both empty).
+	// such calls need no response buffering (their events leave both empty). A body
+	// announced larger than MaxBodyBytes is not buffered: it streams through and its
+	// event carries no hash.
 	HashResponses bool
 }
 
