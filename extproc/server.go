@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/quantaseal/gateway/internal/authlimit"
-	"github.com/quantaseal/gateway/internal/grpcserver"
 	"log/slog"
 	"net"
 	"sync"
@@ -17,6 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/quantaseal/gateway/internal/authlimit"
+	"github.com/quantaseal/gateway/internal/grpcserver"
 )
 
 // Config holds the processor's settings. The zero value is usable: every zero field
