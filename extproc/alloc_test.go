@@ -8,6 +8,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/quantaseal/gateway/internal/testenv"
 )
 
 // memStream is an ext_proc stream without gRPC: Process reads msgs in order and each
@@ -82,7 +84,7 @@ func processTransparent(tb testing.TB, e *env, msgs []*extprocv3.ProcessingReque
 const transparentAllocBudget = 140
 
 func TestTransparentCallAllocationBudget(t *testing.T) {
-	if raceEnabled {
+	if testenv.Race {
 		t.Skip("the race detector changes allocation counts")
 	}
 	e := newEnv(t, Config{})

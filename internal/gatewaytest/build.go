@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/quantaseal/gateway/internal/testenv"
 )
 
 var build struct {
@@ -73,7 +75,7 @@ func buildBinary() {
 		build.dir = dir
 		build.path = filepath.Join(dir, "quantaseal")
 		args := []string{"build", "-o", build.path}
-		if raceEnabled {
+		if testenv.Race {
 			args = append(args, "-race")
 		}
 		args = append(args, "github.com/quantaseal/gateway/cmd/quantaseal")

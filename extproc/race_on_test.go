@@ -1,7 +1,0 @@
-//go:build race
-
-package extproc
-
-// raceEnabled: the race detector changes allocation counts, so allocation budgets are
-// checked only without it.
-const raceEnabled = true

@@ -1,5 +1,0 @@
-//go:build race
-
-package gatewaytest
-
-const raceEnabled = true
