@@ -97,9 +97,13 @@ type Store interface {
 	PutTenantVaultKey(ctx context.Context, tenantID string, k WrappedKey) error
 	// GetTenantVaultKey returns the tenant's key or ErrNotFound.
 	GetTenantVaultKey(ctx context.Context, tenantID string) (WrappedKey, error)
-	// PutSealedCredential inserts c, or replaces the row with the same (TenantID, ID)
-	// (rotation).
+	// PutSealedCredential inserts c, or replaces the row with the same (TenantID, ID).
 	PutSealedCredential(ctx context.Context, c SealedCredential) error
+	// ReplaceSealedCredential is rotation: it replaces the ciphertext, fingerprint and
+	// rotated_at of the tenant's existing credential c.ID and keeps its other columns.
+	// A credential that is not there — deleted while the rotation was sealing — stays
+	// deleted: ErrNotFound.
+	ReplaceSealedCredential(ctx context.Context, c SealedCredential) error
 	// GetSealedCredential returns the credential or ErrNotFound.
 	GetSealedCredential(ctx context.Context, tenantID, credentialID string) (SealedCredential, error)
 	// DeleteSealedCredential deletes the credential or returns ErrNotFound.

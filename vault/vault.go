@@ -87,7 +87,7 @@ func (v *Vault) Seal(ctx context.Context, tenantID, name, credType string, c Cre
 	}
 	now := v.timestamp()
 	meta := CredentialMeta{TenantID: tenantID, ID: id.New(IDPrefix), Name: name, Type: c.Type, CreatedAt: now}
-	if err := v.sealInto(ctx, &meta, c); err != nil {
+	if err := v.sealInto(ctx, &meta, c, v.store.PutSealedCredential); err != nil {
 		return CredentialMeta{}, err
 	}
 	return meta, nil
@@ -114,15 +114,17 @@ func (v *Vault) Rotate(ctx context.Context, tenantID, credentialID string, c Cre
 	}
 	meta := old.CredentialMeta
 	meta.RotatedAt = v.timestamp()
-	if err := v.sealInto(ctx, &meta, c); err != nil {
+	// Replace, not Put: a Delete that lands between the read above and the write must
+	// not be undone by an insert.
+	if err := v.sealInto(ctx, &meta, c, v.store.ReplaceSealedCredential); err != nil {
 		return CredentialMeta{}, err
 	}
 	return meta, nil
 }
 
 // sealInto validates c, seals it under meta's tenant, id and type, fills meta.Fingerprint
-// and stores the row.
-func (v *Vault) sealInto(ctx context.Context, meta *CredentialMeta, c Credential) error {
+// and stores the row with put.
+func (v *Vault) sealInto(ctx context.Context, meta *CredentialMeta, c Credential, put func(context.Context, SealedCredential) error) error {
 	info, err := c.validate()
 	if err != nil {
 		return err
@@ -141,7 +143,7 @@ func (v *Vault) sealInto(ctx context.Context, meta *CredentialMeta, c Credential
 		return fmt.Errorf("vault: seal credential: %w", err)
 	}
 	meta.Fingerprint = fingerprint(c, info, key.fpKey)
-	if err := v.store.PutSealedCredential(ctx, SealedCredential{CredentialMeta: *meta, Ciphertext: blob}); err != nil {
+	if err := put(ctx, SealedCredential{CredentialMeta: *meta, Ciphertext: blob}); err != nil {
 		return storeErr("store sealed credential", err)
 	}
 	return nil

@@ -516,6 +516,35 @@ func TestRotate(t *testing.T) {
 	}
 }
 
+// deleteBeforeReplace is a store in which a Delete lands between Rotate's read of the
+// credential and its write, the race a concurrent DELETE /api/v2/vault/{id} can win.
+type deleteBeforeReplace struct{ *vaulttest.MemStore }
+
+func (s deleteBeforeReplace) ReplaceSealedCredential(ctx context.Context, c vault.SealedCredential) error {
+	if err := s.DeleteSealedCredential(ctx, c.TenantID, c.ID); err != nil {
+		return err
+	}
+	return s.MemStore.ReplaceSealedCredential(ctx, c)
+}
+
+// A rotation that loses the race with a delete reports not found and leaves the
+// credential deleted: an upsert would have brought it back.
+func TestRotateRacingDelete(t *testing.T) {
+	store := vaulttest.NewMemStore()
+	v := vault.New(vault.Config{}, deleteBeforeReplace{store}, vaulttest.NewFakeWrapper())
+	ctx := t.Context()
+	meta, err := v.Seal(ctx, tenantA, "corp", "oauth2_client", oauthSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Rotate(ctx, tenantA, meta.ID, oauthSecret()); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("Rotate after a concurrent delete = %v, want ErrNotFound", err)
+	}
+	if _, err := v.Get(ctx, tenantA, meta.ID); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("Get after the lost rotation = %v, want ErrNotFound: the deleted credential came back", err)
+	}
+}
+
 func TestGetListDelete(t *testing.T) {
 	h := newHarness(t, 0)
 	ctx := t.Context()

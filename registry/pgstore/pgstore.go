@@ -403,6 +403,21 @@ func (s *Store) PutSealedCredential(ctx context.Context, c vault.SealedCredentia
 	return vaultErr(classify(op, err))
 }
 
+// ReplaceSealedCredential implements vault.Store: rotation updates the tenant's existing
+// row only, so a credential deleted meanwhile stays deleted (ErrNotFound).
+func (s *Store) ReplaceSealedCredential(ctx context.Context, c vault.SealedCredential) error {
+	op := fmt.Sprintf("replace credential %s", c.ID)
+	tag, err := s.pool.Exec(ctx, `UPDATE registry_credentials SET fingerprint = $3, ciphertext = $4, rotated_at = $5
+		WHERE tenant_id = $1 AND id = $2`, c.TenantID, c.ID, c.Fingerprint, nonNil(c.Ciphertext), nullTime(c.RotatedAt))
+	if err != nil {
+		return vaultErr(classify(op, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return vaultErr(fmt.Errorf("%s: %w", op, registry.ErrNotFound))
+	}
+	return nil
+}
+
 const credMetaCols = `tenant_id, id, name, type, fingerprint, created_at, rotated_at`
 
 func scanMeta(r pgx.Row, extra ...any) (vault.CredentialMeta, error) {

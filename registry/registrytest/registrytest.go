@@ -287,6 +287,24 @@ func testCredentials(t *testing.T, s registry.Store) {
 		t.Errorf("rotated credential mismatch (-want +got):\n%s", d)
 	}
 
+	// ReplaceSealedCredential (what Rotate uses) changes the secret and keeps the rest;
+	// it never creates a row.
+	rr := c1
+	rr.Ciphertext, rr.Fingerprint, rr.RotatedAt = []byte("replaced"), "fp-replaced", T0.Add(2*time.Minute)
+	rr.Name, rr.CreatedAt = "ignored", T0.Add(time.Hour) // kept from the row
+	mustNot(t, "ReplaceSealedCredential", s.ReplaceSealedCredential(ctx, rr))
+	got, err = s.GetSealedCredential(ctx, a.ID, c1.ID)
+	mustNot(t, "GetSealedCredential(replaced)", err)
+	rr.Name, rr.CreatedAt = c1.Name, T0
+	if d := cmp.Diff(rr, got); d != "" {
+		t.Errorf("replaced credential mismatch (-want +got):\n%s", d)
+	}
+	gone := rr
+	gone.ID = id.New("vlt")
+	wantErr(t, "ReplaceSealedCredential(missing)", s.ReplaceSealedCredential(ctx, gone), registry.ErrNotFound)
+	_, err = s.GetSealedCredential(ctx, a.ID, gone.ID)
+	wantErr(t, "GetSealedCredential(after a replace of a missing one)", err, vault.ErrNotFound)
+
 	wantErr(t, "PutSealedCredential(unknown tenant)", s.PutSealedCredential(ctx, vault.SealedCredential{
 		CredentialMeta: vault.CredentialMeta{TenantID: id.New("ten"), ID: id.New("vlt"), CreatedAt: T0}}), registry.ErrNotFound)
 	_, err = s.GetSealedCredential(ctx, a.ID, id.New("vlt"))
@@ -426,6 +444,7 @@ func testTenantIsolation(t *testing.T, s registry.Store) {
 		{"GetSealedCredential", func() error { _, err := s.GetSealedCredential(ctx, a.ID, credB.ID); return err }, registry.ErrNotFound},
 		{"DeleteSealedCredential", func() error { return s.DeleteSealedCredential(ctx, a.ID, credB.ID) }, registry.ErrNotFound},
 		{"PutSealedCredential(B's id)", func() error { return s.PutSealedCredential(ctx, stolenCred) }, registry.ErrConflict},
+		{"ReplaceSealedCredential(B's id)", func() error { return s.ReplaceSealedCredential(ctx, stolenCred) }, registry.ErrNotFound},
 		{"GetIntegration", func() error { _, err := s.GetIntegration(ctx, a.ID, intB.ID); return err }, registry.ErrNotFound},
 		{"UpdateIntegration", func() error { return s.UpdateIntegration(ctx, hijack) }, registry.ErrNotFound},
 		{"DeleteIntegration", func() error { return s.DeleteIntegration(ctx, a.ID, intB.ID) }, registry.ErrNotFound},
@@ -502,6 +521,7 @@ func testStoreDown(t *testing.T, open Open) {
 		"PutTenantVaultKey":            func() error { return s.PutTenantVaultKey(ctx, a.ID, vault.WrappedKey{TenantID: a.ID}) },
 		"GetTenantVaultKey":            func() error { _, err := s.GetTenantVaultKey(ctx, a.ID); return err },
 		"PutSealedCredential":          func() error { return s.PutSealedCredential(ctx, c) },
+		"ReplaceSealedCredential":      func() error { return s.ReplaceSealedCredential(ctx, c) },
 		"GetSealedCredential":          func() error { _, err := s.GetSealedCredential(ctx, a.ID, c.ID); return err },
 		"DeleteSealedCredential":       func() error { return s.DeleteSealedCredential(ctx, a.ID, c.ID) },
 		"ListSealedCredentials":        func() error { _, err := s.ListSealedCredentials(ctx, a.ID); return err },

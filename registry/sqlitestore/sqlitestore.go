@@ -465,6 +465,15 @@ func (s *Store) PutSealedCredential(ctx context.Context, c vault.SealedCredentia
 	return vaultErr(classify(op, err))
 }
 
+// ReplaceSealedCredential implements vault.Store: rotation updates the tenant's existing
+// row only, so a credential deleted meanwhile stays deleted (ErrNotFound).
+func (s *Store) ReplaceSealedCredential(ctx context.Context, c vault.SealedCredential) error {
+	op := fmt.Sprintf("replace credential %s", c.ID)
+	res, err := s.db.ExecContext(ctx, `UPDATE registry_credentials SET fingerprint = ?, ciphertext = ?, rotated_at = ?
+		WHERE tenant_id = ? AND id = ?`, c.Fingerprint, nonNil(c.Ciphertext), nullMicros(&c.RotatedAt), c.TenantID, c.ID)
+	return vaultErr(rowsOrNotFound(op, res, err))
+}
+
 const credMetaCols = `tenant_id, id, name, type, fingerprint, created_at, rotated_at`
 
 // The statements New prepares.

@@ -104,6 +104,23 @@ func (s *MemStore) PutSealedCredential(_ context.Context, c vault.SealedCredenti
 	return nil
 }
 
+// ReplaceSealedCredential implements [vault.Store].
+func (s *MemStore) ReplaceSealedCredential(_ context.Context, c vault.SealedCredential) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{c.TenantID, c.ID}
+	old, ok := s.creds[k]
+	if !ok {
+		return vault.ErrNotFound
+	}
+	old.Ciphertext, old.Fingerprint, old.RotatedAt = slices.Clone(c.Ciphertext), c.Fingerprint, c.RotatedAt
+	s.creds[k] = old
+	return nil
+}
+
 // GetSealedCredential implements [vault.Store].
 func (s *MemStore) GetSealedCredential(_ context.Context, tenantID, credentialID string) (vault.SealedCredential, error) {
 	if s.down.Load() {

@@ -73,6 +73,21 @@ func TestMemStore(t *testing.T) {
 	if err := s.DeleteSealedCredential(ctx, "ten_a", "vlt_1"); err != nil {
 		t.Errorf("delete: %v", err)
 	}
+	// Replace (rotation) never creates: the deleted one and another tenant's stay away.
+	if err := s.ReplaceSealedCredential(ctx, cred("ten_a", "vlt_1", "a")); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("replace of a deleted credential: %v, want ErrNotFound", err)
+	}
+	if err := s.ReplaceSealedCredential(ctx, cred("ten_b", "vlt_2", "b")); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("cross-tenant replace: %v, want ErrNotFound", err)
+	}
+	r := cred("ten_a", "vlt_2", "renamed")
+	r.Fingerprint, r.Ciphertext = "fp-r", []byte("blob-r")
+	if err := s.ReplaceSealedCredential(ctx, r); err != nil {
+		t.Errorf("replace: %v", err)
+	}
+	if got, _ := s.GetSealedCredential(ctx, "ten_a", "vlt_2"); got.Name != "b2" || got.Fingerprint != "fp-r" || string(got.Ciphertext) != "blob-r" {
+		t.Errorf("after replace: name %q, fingerprint %q, blob %q; want the name kept and the secret replaced", got.Name, got.Fingerprint, got.Ciphertext)
+	}
 	if keys, creds := s.Counts(); keys != 1 || creds != 2 {
 		t.Errorf("Counts = %d, %d; want 1, 2", keys, creds)
 	}
@@ -83,9 +98,10 @@ func TestMemStore(t *testing.T) {
 	// Down: every method fails, with an error that is not ErrNotFound.
 	s.SetDown(true)
 	calls := map[string]error{
-		"PutTenantVaultKey":      s.PutTenantVaultKey(ctx, "ten_c", vault.WrappedKey{}),
-		"PutSealedCredential":    s.PutSealedCredential(ctx, cred("ten_a", "vlt_9", "z")),
-		"DeleteSealedCredential": s.DeleteSealedCredential(ctx, "ten_a", "vlt_2"),
+		"PutTenantVaultKey":       s.PutTenantVaultKey(ctx, "ten_c", vault.WrappedKey{}),
+		"PutSealedCredential":     s.PutSealedCredential(ctx, cred("ten_a", "vlt_9", "z")),
+		"DeleteSealedCredential":  s.DeleteSealedCredential(ctx, "ten_a", "vlt_2"),
+		"ReplaceSealedCredential": s.ReplaceSealedCredential(ctx, cred("ten_a", "vlt_2", "z")),
 	}
 	_, calls["GetTenantVaultKey"] = s.GetTenantVaultKey(ctx, "ten_a")
 	_, calls["GetSealedCredential"] = s.GetSealedCredential(ctx, "ten_a", "vlt_2")
