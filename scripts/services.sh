@@ -58,6 +58,11 @@ start() {
 	while [ "$kmsport" = "$pgport" ]; do kmsport=$(free_port); done
 
 	if [ -z "${QUANTASEAL_TEST_DATABASE_URL:-}" ]; then
+		if [ -e "$dir/pg/data" ]; then
+			echo "services.sh: $dir already holds a PostgreSQL cluster (running or left from an earlier start)." >&2
+			echo "  Stop and remove it with: scripts/services.sh stop $dir && rm -rf $dir; or start in a new directory." >&2
+			exit 1
+		fi
 		mkdir -p "$dir/pg"
 		[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir/pg"
 		as_pg "$bin/initdb" --auth=trust --username=postgres -D "$dir/pg/data" >"$dir/initdb.log" 2>&1 ||
