@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quantaseal/gateway/envelope"
+	"github.com/quantaseal/gateway/internal/loadgen"
 )
 
 // child is a server process under test.
@@ -176,6 +177,9 @@ type gatewayRun struct {
 	fixture fixture
 	keys    envelope.OpenKeys
 	dbDrop  func()
+	// profileDir, when set, receives a CPU profile of each measured scenario, taken
+	// through debugAddr (QUANTASEAL_DEBUG_ADDR).
+	profileDir, debugAddr string
 }
 
 // startGateway starts `quantaseal serve` for store ("embedded" or "postgres") with a
@@ -199,6 +203,17 @@ func startGateway(ctx context.Context, o *options, store, dir string, usersPage 
 		"QUANTASEAL_OKTA_ALLOWED_DOMAINS": origin,
 		"QUANTASEAL_DRAIN_DELAY":          "0s",
 		"QUANTASEAL_LOG_LEVEL":            o.gatewayLogLevel,
+	}
+	if o.gatewayProfile != "" {
+		if err := os.MkdirAll(o.gatewayProfile, 0o755); err != nil {
+			return nil, fmt.Errorf("--gateway-profile: %w", err)
+		}
+		debugPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		g.profileDir, g.debugAddr = o.gatewayProfile, fmt.Sprintf("127.0.0.1:%d", debugPort)
+		settings["QUANTASEAL_DEBUG_ADDR"] = g.debugAddr
 	}
 	for k, v := range o.gatewayEnv {
 		settings[k] = v
@@ -453,4 +468,52 @@ func freshDatabase(ctx context.Context, adminURL string) (string, func(), error)
 		}
 	}
 	return u.String(), drop, nil
+}
+
+// profile takes the gateway's CPU profile of the load cfg is about to run — from the
+// end of its warm-up for its measured duration — into profileDir/name.pprof, and
+// reports on the channel when it is written. Without --gateway-profile it does nothing.
+func (g *gatewayRun) profile(ctx context.Context, cfg loadgen.Config, name string) <-chan error {
+	done := make(chan error, 1)
+	if g.profileDir == "" {
+		done <- nil
+		return done
+	}
+	go func() {
+		select {
+		case <-time.After(cfg.Warmup):
+		case <-ctx.Done():
+			done <- ctx.Err()
+			return
+		}
+		seconds := max(1, int(cfg.Duration.Round(time.Second)/time.Second))
+		u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.debugAddr, seconds)
+		done <- fetchTo(ctx, u, filepath.Join(g.profileDir, name+".pprof"))
+	}()
+	return done
+}
+
+// fetchTo writes the body of a successful GET of u to path.
+func fetchTo(ctx context.Context, u, path string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -104,6 +104,7 @@ type options struct {
 	scenarios, stores                                 []string
 	gateway, databaseURL, gatewayLogLevel, workDir    string
 	cpuProfile                                        string
+	gatewayProfile                                    string            // --gateway-profile: a directory for the gateway's CPU profiles
 	gatewayEnv                                        map[string]string // --gateway-env: extra settings of the gateway child
 	pin                                               bool
 	serverCPUs                                        string // set when pinned
@@ -145,6 +146,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.StringVar(&o.gatewayLogLevel, "gateway-log-level", "info", "the gateway's log level (its log goes to a file in the work directory)")
 	fs.BoolVar(&o.pin, "pin", true, "run the server on half of the CPUs and the load generator and ceiling on the other half (taskset)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (the load generator and ceiling) to a file")
+	fs.StringVar(&o.gatewayProfile, "gateway-profile", "", "write the gateway's CPU profile of each measured scenario to DIR/<scenario>-<store>.pprof (through its QUANTASEAL_DEBUG_ADDR)")
 	o.gatewayEnv = map[string]string{}
 	fs.Func("gateway-env", "KEY=VALUE added to the gateway's environment, e.g. QUANTASEAL_AUDIT_MAX_DELAY=0s (repeatable)", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")

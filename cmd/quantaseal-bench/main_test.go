@@ -402,10 +402,17 @@ func TestRunEnvelopeMemory(t *testing.T) {
 	}
 	const streams = 6
 	var out bytes.Buffer
+	profiles := filepath.Join(t.TempDir(), "profiles")
 	err := run(t.Context(), []string{"--pin=false", "--gateway", gatewaytest.Binary(t), "--workdir", t.TempDir(),
-		"--scenarios", scEnvelopeMemory, "--stores", "embedded", "--memory-streams", fmt.Sprint(streams)}, &out)
+		"--scenarios", scEnvelopeMemory, "--stores", "embedded", "--memory-streams", fmt.Sprint(streams),
+		"--gateway-profile", profiles}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	// --gateway-profile: the gateway's CPU profile of the scenario, in pprof's gzipped
+	// protobuf form.
+	if b, err := os.ReadFile(filepath.Join(profiles, scEnvelopeMemory+"-embedded.pprof")); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("gateway profile: %d bytes, %v; want a gzipped pprof profile", len(b), err)
 	}
 	lines := benchLinesOf(out.String())
 	if len(lines) != 1 {

@@ -90,6 +90,10 @@ type ServerConfig struct {
 	// hold at once; a call that finds no room waits while Envoy keeps its body, and is
 	// answered 503 after a few seconds (extproc.Config.MaxBufferedBodyBytes).
 	MaxBufferedBodyBytes int64 `yaml:"max_buffered_body_bytes"`
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on its own listener.
+	// Loopback only: a profile shows the process's code paths and timings. Off by
+	// default.
+	DebugAddr string `yaml:"debug_addr"`
 }
 
 // defaultConfig returns the embedded defaults `make run` uses.
@@ -204,6 +208,7 @@ func envOverrides(c *Config) []envOverride {
 		{"QUANTASEAL_DRAIN_DELAY", duration(&c.Server.DrainDelay)},
 		{"QUANTASEAL_MESSAGE_TIMEOUT", duration(&c.Server.MessageTimeout)},
 		{"QUANTASEAL_MAX_BUFFERED_BODY_BYTES", integer(&c.Server.MaxBufferedBodyBytes)},
+		{"QUANTASEAL_DEBUG_ADDR", str(&c.Server.DebugAddr)},
 	}
 }
 
@@ -327,7 +332,23 @@ func (c Config) Validate() error {
 	if c.Server.MaxBufferedBodyBytes < 1<<20 {
 		bad("server.max_buffered_body_bytes must be at least 1 MiB (one body at Envoy's default buffer limit)")
 	}
+	if a := c.Server.DebugAddr; a != "" && !isLoopbackAddr(a) {
+		bad("server.debug_addr %q must be a loopback host:port such as 127.0.0.1:6060 (profiles are not for the network)", a)
+	}
 	return errors.Join(errs...)
+}
+
+// isLoopbackAddr reports whether addr is host:port with a loopback IP or "localhost".
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LogValue logs the effective configuration with secrets redacted.
@@ -349,5 +370,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("okta_allowed_domains", c.Okta.AllowedDomains),
 		slog.String("okta_ca_file", c.Okta.CAFile),
 		slog.String("log_level", c.LogLevel),
+		slog.String("debug_addr", c.Server.DebugAddr),
 	)
 }

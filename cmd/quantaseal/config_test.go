@@ -50,6 +50,7 @@ okta:
 		"QUANTASEAL_TEST_DATABASE_URL=ignored",
 		"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=3",
 		"QUANTASEAL_MAX_BUFFERED_BODY_BYTES=67108864",
+		"QUANTASEAL_DEBUG_ADDR=[::1]:6060",
 		"PATH=/bin",
 	})
 	if err != nil {
@@ -67,8 +68,11 @@ okta:
 	if len(c.Okta.AllowedDomains) != 2 || c.Okta.AllowedDomains[1] != "http://localhost:1234" {
 		t.Errorf("allowed domains = %v", c.Okta.AllowedDomains)
 	}
-	if c.Audit.MaxInFlight != 3 || c.Server.MaxBufferedBodyBytes != 64<<20 {
-		t.Errorf("max_in_flight %d, max_buffered_body_bytes %d", c.Audit.MaxInFlight, c.Server.MaxBufferedBodyBytes)
+	if c.Audit.MaxInFlight != 3 || c.Server.MaxBufferedBodyBytes != 64<<20 || c.Server.DebugAddr != "[::1]:6060" {
+		t.Errorf("max_in_flight %d, max_buffered_body_bytes %d, debug_addr %q", c.Audit.MaxInFlight, c.Server.MaxBufferedBodyBytes, c.Server.DebugAddr)
+	}
+	if d := defaultConfig().Server.DebugAddr; d != "" {
+		t.Errorf("the profiler is on by default (%q)", d)
 	}
 }
 
@@ -78,14 +82,17 @@ func TestLoadConfigErrors(t *testing.T) {
 		env  []string
 		want []string
 	}{
-		"unknown yaml key":   {file: "htp_addr: x\n", want: []string{"htp_addr"}},
-		"unknown nested key": {file: "kms:\n  provder: aws\n", want: []string{"provder"}},
-		"unknown env":        {env: []string{"QUANTASEAL_HTTP_ADR=x"}, want: []string{"QUANTASEAL_HTTP_ADR"}},
-		"bad duration":       {env: []string{"QUANTASEAL_KMS_CACHE_TTL=soon"}, want: []string{"QUANTASEAL_KMS_CACHE_TTL"}},
-		"bad integer":        {env: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=two"}, want: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT"}},
-		"in flight too many": {env: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=9"}, want: []string{"audit.max_in_flight"}},
-		"in flight negative": {file: "audit:\n  max_in_flight: -1\n", want: []string{"audit.max_in_flight"}},
-		"body budget small":  {env: []string{"QUANTASEAL_MAX_BUFFERED_BODY_BYTES=1048575"}, want: []string{"server.max_buffered_body_bytes"}},
+		"unknown yaml key":     {file: "htp_addr: x\n", want: []string{"htp_addr"}},
+		"unknown nested key":   {file: "kms:\n  provder: aws\n", want: []string{"provder"}},
+		"unknown env":          {env: []string{"QUANTASEAL_HTTP_ADR=x"}, want: []string{"QUANTASEAL_HTTP_ADR"}},
+		"bad duration":         {env: []string{"QUANTASEAL_KMS_CACHE_TTL=soon"}, want: []string{"QUANTASEAL_KMS_CACHE_TTL"}},
+		"bad integer":          {env: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=two"}, want: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT"}},
+		"in flight too many":   {env: []string{"QUANTASEAL_AUDIT_MAX_IN_FLIGHT=9"}, want: []string{"audit.max_in_flight"}},
+		"in flight negative":   {file: "audit:\n  max_in_flight: -1\n", want: []string{"audit.max_in_flight"}},
+		"body budget small":    {env: []string{"QUANTASEAL_MAX_BUFFERED_BODY_BYTES=1048575"}, want: []string{"server.max_buffered_body_bytes"}},
+		"debug on the network": {env: []string{"QUANTASEAL_DEBUG_ADDR=0.0.0.0:6060"}, want: []string{"server.debug_addr", "loopback"}},
+		"debug on a name":      {file: "server:\n  debug_addr: gateway.internal:6060\n", want: []string{"server.debug_addr"}},
+		"debug without port":   {env: []string{"QUANTASEAL_DEBUG_ADDR=127.0.0.1"}, want: []string{"server.debug_addr"}},
 		"every problem at once": {
 			env:  []string{"QUANTASEAL_KMS=vault", "QUANTASEAL_HTTP_ADDR=nope", "QUANTASEAL_DATABASE_URL=mysql://x"},
 			want: []string{"kms.provider", "http_addr", "database_url"},

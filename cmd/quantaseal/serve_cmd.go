@@ -64,7 +64,32 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 		grpcLn.Close()
 		return fmt.Errorf("listen on http_addr %s: %w (set QUANTASEAL_HTTP_ADDR)", cfg.HTTPAddr, err)
 	}
+	if cfg.Server.DebugAddr != "" {
+		stop, err := serveDebug(cfg.Server.DebugAddr, logger)
+		if err != nil {
+			grpcLn.Close()
+			httpLn.Close()
+			return err
+		}
+		defer stop()
+	}
 	return serve(ctx, cfg, logger, gw, grpcLn, httpLn)
+}
+
+// serveDebug serves the profiler on addr (loopback, checked by Validate) until stop.
+func serveDebug(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on debug_addr %s: %w (set QUANTASEAL_DEBUG_ADDR)", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           pprofHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed at stop
+	logger.Info("profiler serving", slog.String("debug_addr", ln.Addr().String()))
+	return func() { srv.Close() }, nil
 }
 
 func environ(cio cmdIO) []string {
