@@ -185,9 +185,14 @@ func measure(ctx context.Context, g *gatewayRun, cfg loadgen.Config, sc loadgen.
 		fmt.Fprintf(os.Stderr, "quantaseal-bench: %v (peak RSS covers the gateway's whole life)\n", err)
 	}
 	m0, b0, memErr0 := g.memstats(ctx)
-	profiled := g.profile(ctx, cfg, r.scenario+"-"+r.store)
+	pctx, cancelProfile := context.WithCancel(ctx)
+	defer cancelProfile()
+	profiled := g.profile(pctx, cfg, r.scenario+"-"+r.store)
 	res, err := loadgen.Run(ctx, cfg, sc)
-	if perr := <-profiled; perr != nil {
+	if err != nil {
+		cancelProfile() // a failed run has nothing to profile; do not wait out the window
+	}
+	if perr := <-profiled; perr != nil && err == nil {
 		fmt.Fprintf(os.Stderr, "quantaseal-bench: gateway profile of %s/%s: %v\n", r.scenario, r.store, perr)
 	}
 	if err != nil {
