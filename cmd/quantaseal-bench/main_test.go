@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -510,5 +511,19 @@ func TestRunTransparentHalfRate(t *testing.T) {
 		`start lag p99 \d+\.\d\d ms; processing time p99 ` + regexp.QuoteMeta(half[4]) + ` ms \((request|response)_headers\)( over the requests made, unbounded over the schedule \(more than 1% of starts dropped\):)? (within|over) the 2\.00 ms budget; the noop server at the same rate: \d+\.\d\d ms\.$`)
 	if !summary.MatchString(out.String()) {
 		t.Errorf("no half-rate summary matching %s:\n%s", summary, out.String())
+	}
+
+	// The transparent ratio divides by the mean of a noop run before it (the noop
+	// line) and one right after it.
+	drift := regexp.MustCompile(`(?m)^transparent/embedded baseline: noop (\d+) rps before it and (\d+) right after \([+-]\d+%\); the ratio divides by their mean, (\d+)\.$`).FindStringSubmatch(out.String())
+	if drift == nil || drift[1] != lines[scNoop][3] {
+		t.Fatalf("no baseline line naming the noop line's %s rps before and one after:\n%s", lines[scNoop][3], out.String())
+	}
+	var before, after, ratio float64
+	fmt.Sscan(drift[1], &before)
+	fmt.Sscan(drift[2], &after)
+	fmt.Sscan(full[5], &ratio)
+	if want := fullRPS / ((before + after) / 2); math.Abs(ratio-want) > 0.002 {
+		t.Errorf("transparent ratio %v, want rps %v ÷ mean(%v, %v) = %.3f", ratio, fullRPS, before, after, want)
 	}
 }

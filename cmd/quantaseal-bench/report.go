@@ -71,6 +71,12 @@ func printTable(w io.Writer, o *options, rows []*row) {
 	fmt.Fprintln(w, "ratio: rps ÷ baseline rps (noop for transparent; envelope.Seal ops/s of the same page for the envelope scenarios).")
 	fmt.Fprintln(w, "cpu ratio: baseline CPU per op ÷ gateway CPU per request — the same comparison without the load generator sharing the cores.")
 	fmt.Fprintln(w, "gen CPU: the load generator's own CPU per request (it runs on the same cores as the server).")
+	for _, r := range rows {
+		if r.noopAfter > 0 {
+			fmt.Fprintf(w, "transparent/%s baseline: noop %.0f rps before it and %.0f right after (%+.0f%%); the ratio divides by their mean, %.0f.\n",
+				r.store, r.noopBefore, r.noopAfter, 100*(r.noopAfter-r.noopBefore)/r.noopBefore, (r.noopBefore+r.noopAfter)/2)
+		}
+	}
 	if slices.ContainsFunc(rows, func(r *row) bool { return r.scenario == scEnvelopeMemory }) {
 		fmt.Fprintln(w, "envelope_memory ratio: server peak RSS ÷ one body per stream opened at once (below 1, and flat in RSS as streams grow = bounded; no target); a 503 there is the body budget shedding a call, not a failure.")
 		printMemory(w, o, rows)
