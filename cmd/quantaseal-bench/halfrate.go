@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/quantaseal/gateway/internal/loadgen"
@@ -76,22 +75,13 @@ func (o *options) runHalfRate(ctx context.Context, g *gatewayRun, dir string, sc
 // noopFloor runs the noop server in a fresh child with load cfg and scenario sc, and
 // returns its processing time p99, or why there is none.
 func noopFloor(ctx context.Context, o *options, dir string, cfg loadgen.Config, sc loadgen.Scenario) (time.Duration, string) {
-	c, err := startNoop(dir, o.serverCPUs)
+	cfg.Inspect = nil // the gateway's envelope checks; the noop answers CONTINUE
+	res, _, err := runOnNoop(ctx, o, dir, cfg, sc)
+	if err == nil {
+		err = allAnswered(res)
+	}
 	if err != nil {
 		return 0, err.Error()
-	}
-	defer func() {
-		if err := c.stop(10 * time.Second); err != nil {
-			fmt.Fprintf(os.Stderr, "quantaseal-bench: noop server: %v\n", err)
-		}
-	}()
-	cfg.Target, cfg.ServerPID, cfg.Inspect = c.grpcAddr, c.pid(), nil
-	res, err := loadgen.Run(ctx, cfg, sc)
-	switch {
-	case err != nil:
-		return 0, err.Error()
-	case res.OK == 0 || res.OK < res.Requests:
-		return 0, fmt.Sprintf("%d of %d requests failed or were denied", res.Requests-res.OK, res.Requests)
 	}
 	p99, _ := slowestPhaseP99(res)
 	if float64(res.Dropped) > 0.01*float64(res.Scheduled) {

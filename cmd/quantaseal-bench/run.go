@@ -283,8 +283,10 @@ func inspector(g *gatewayRun, envelopeWanted bool, upstream []byte, opened *atom
 func runNoop(ctx context.Context, o *options, store, dir string, usersPage func(string) ([]byte, error)) *row {
 	r := newRow(scNoop, store)
 	r.ratio, r.baseline = 1, "itself"
-	var err error
-	r.res, r.peakRSS, err = noopLoad(ctx, o, dir, usersPage)
+	sc, err := noopScenario(usersPage)
+	if err == nil {
+		r.res, r.peakRSS, err = runOnNoop(ctx, o, dir, o.loadConfig("", 0), sc)
+	}
 	if err != nil {
 		r.problem = err.Error()
 		return r
@@ -297,21 +299,31 @@ func runNoop(ctx context.Context, o *options, store, dir string, usersPage func(
 // runNoopLoad runs the baseline's load once more, in a fresh child, for a second
 // measurement of its rate.
 func runNoopLoad(ctx context.Context, o *options, dir string, usersPage func(string) ([]byte, error)) (loadgen.Result, error) {
-	res, _, err := noopLoad(ctx, o, dir, usersPage)
-	if err == nil && res.OK < res.Requests {
-		err = fmt.Errorf("%d of %d requests failed or were denied", res.Requests-res.OK, res.Requests)
+	sc, err := noopScenario(usersPage)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	res, _, err := runOnNoop(ctx, o, dir, o.loadConfig("", 0), sc)
+	if err == nil {
+		err = allAnswered(res)
 	}
 	return res, err
 }
 
-// noopLoad starts the noop server, runs the transparent scenario's load against it
-// and stops it; peakRSS is -1 when unknown.
-func noopLoad(ctx context.Context, o *options, dir string, usersPage func(string) ([]byte, error)) (res loadgen.Result, peakRSS int64, err error) {
-	peakRSS = -1
+// noopScenario is the transparent scenario's messages as the noop server gets them.
+func noopScenario(usersPage func(string) ([]byte, error)) (loadgen.Scenario, error) {
 	page, err := usersPage("http://127.0.0.1:10001")
 	if err != nil {
-		return res, peakRSS, err
+		return loadgen.Scenario{}, err
 	}
+	f := fixture{origin: "http://127.0.0.1:10001", apiKey: "qs_live_bench", integrationID: "int_bench", usersPage: page}
+	return transparentScenario(scNoop, f, "application/json"), nil
+}
+
+// runOnNoop starts the noop server in a fresh child, runs sc against it with load cfg
+// (its target and server become the child) and stops it; peakRSS is -1 when unknown.
+func runOnNoop(ctx context.Context, o *options, dir string, cfg loadgen.Config, sc loadgen.Scenario) (res loadgen.Result, peakRSS int64, err error) {
+	peakRSS = -1
 	c, err := startNoop(dir, o.serverCPUs)
 	if err != nil {
 		return res, peakRSS, err
@@ -321,14 +333,22 @@ func noopLoad(ctx context.Context, o *options, dir string, usersPage func(string
 			fmt.Fprintf(os.Stderr, "quantaseal-bench: noop server: %v\n", err)
 		}
 	}()
-	f := fixture{origin: "http://127.0.0.1:10001", apiKey: "qs_live_bench", integrationID: "int_bench", usersPage: page}
+	cfg.Target, cfg.ServerPID = c.grpcAddr, c.pid()
 	_ = loadgen.ResetPeakRSS(c.pid())
-	res, err = loadgen.Run(ctx, o.loadConfig(c.grpcAddr, c.pid()), transparentScenario(scNoop, f, "application/json"))
-	if err != nil {
+	if res, err = loadgen.Run(ctx, cfg, sc); err != nil {
 		return res, peakRSS, err
 	}
 	if rss, err := loadgen.PeakRSS(c.pid()); err == nil {
 		peakRSS = rss
 	}
 	return res, peakRSS, nil
+}
+
+// allAnswered is nil when res has requests and every one got all its replies and none
+// was denied.
+func allAnswered(res loadgen.Result) error {
+	if res.OK == 0 || res.OK < res.Requests {
+		return fmt.Errorf("%d of %d requests failed or were denied", res.Requests-res.OK, res.Requests)
+	}
+	return nil
 }
