@@ -586,11 +586,11 @@ func (st *stream) onResponseHeaders(m *extprocv3.HttpHeaders) (*extprocv3.Proces
 	}
 	if st.envelope || st.hashResponse {
 		size := announcedBodySize(l, st.s.cfg.MaxBodyBytes)
-		if st.envelope && size > int64(st.s.cfg.MaxBodyBytes) {
-			return st.reject(&failure{code: CodeUpstreamError, detail: "The Okta response is too large to seal.",
-				cause: fmt.Errorf("content-length %d over the %d-byte body limit", size, st.s.cfg.MaxBodyBytes)})
-		}
 		if size > int64(st.s.cfg.MaxBodyBytes) {
+			if st.envelope {
+				return st.reject(&failure{code: CodeUpstreamError, detail: "The Okta response is too large to seal.",
+					cause: fmt.Errorf("content-length %d over the %d-byte body limit", size, st.s.cfg.MaxBodyBytes)})
+			}
 			// Hash-only and too large to hash (decodeBody would refuse it): let the body
 			// stream to the client instead of buffering up to max_message_bytes of it
 			// against a reservation sized for MaxBodyBytes, and record the outcome, with

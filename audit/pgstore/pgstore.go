@@ -13,9 +13,9 @@
 // locks the head rows — waiting for a previous batch still committing — and only if
 // every head is then as remembered advances them and inserts the events: one round
 // trip and one commit per batch. A head that another writer moved, or a previous batch
-// that failed, makes the statement change nothing; the store then takes the locking path: in a transaction, SELECT … FOR
-// UPDATE on the heads in chain-id order (so writers cannot deadlock), build on what it
-// read, insert, advance, commit. A chain found moved that way stays on the locking path
+// that failed, makes the statement change nothing; the store then takes the locking
+// path: in a transaction, SELECT … FOR UPDATE on the heads in chain-id order (so
+// writers cannot deadlock), build on what it read, insert, advance, commit. A chain found moved that way stays on the locking path
 // until a batch finds its head where this store left it, so writers that share a chain
 // do not pay a failed attempt per batch. Batches that sign checkpoints and chains new
 // to the store also take the locking path. Nothing remembered is trusted: it only picks
