@@ -177,6 +177,9 @@ type gatewayRun struct {
 	fixture fixture
 	keys    envelope.OpenKeys
 	dbDrop  func()
+	// dbCPU reads the CPU time of the PostgreSQL server when it runs on this machine
+	// (nil: embedded store, or a server whose processes cannot be read).
+	dbCPU func() (time.Duration, error)
 	// profileDir, when set, receives a CPU profile of each measured scenario, taken
 	// through debugAddr (QUANTASEAL_DEBUG_ADDR).
 	profileDir, debugAddr string
@@ -225,6 +228,9 @@ func startGateway(ctx context.Context, o *options, store, dir string, usersPage 
 		}
 		g.dbDrop = drop
 		settings["QUANTASEAL_DATABASE_URL"] = u
+		if g.dbCPU, err = postgresCPU(ctx, o.databaseURL); err != nil {
+			fmt.Fprintf(os.Stderr, "quantaseal-bench: %v (the db CPU column shows -)\n", err)
+		}
 	}
 	bin, args := pinned(o.serverCPUs, o.gateway, []string{"serve"})
 	c, err := startChild("gateway ("+store+")", filepath.Join(dir, "gateway-"+store+".log"), gatewayEnv(settings), bin, args...)

@@ -41,7 +41,11 @@ import (
 // holding the core for a time slice). So the noop server is then run the same way — a
 // fresh child, the same requests, the same rate and duration — and its processing time
 // p99 is printed beside the gateway's in the summary: the floor this machine and this
-// load generator set, with no work done. It does not enter the ratio.
+// load generator set, with no work done. It does not enter the ratio. Its CPU per call
+// is printed too, beside the gateway's (with the load generator's and the database's):
+// at a given rate the two can be compared directly, which the full-rate rows cannot,
+// because CPU per call grows as the rate falls (fewer messages share a wake-up and a
+// system call) and the noop's full rate is three times the transparent's.
 
 // scTransparentHalfRate is the row the transparent scenario adds; it is not selected
 // on its own (--half-rate-duration 0 turns it off).
@@ -60,34 +64,35 @@ func (o *options) runHalfRate(ctx context.Context, g *gatewayRun, dir string, sc
 		r.problem = "the transparent run it halves did not run cleanly"
 		return r
 	}
-	cfg := o.loadConfig(g.grpcAddr, g.pid())
+	cfg := g.loadConfig(o)
 	cfg.Rate, cfg.Duration = full.res.RPS/2, o.halfRateDuration
 	if !measure(ctx, g, cfg, sc, false, r) {
 		return r
 	}
 	r.setProcessingRatio()
 	if ctx.Err() == nil {
-		r.noopP99, r.noopProblem = noopFloor(ctx, o, dir, cfg, sc)
+		r.noopRes, r.noopP99, r.noopProblem = noopFloor(ctx, o, dir, cfg, sc)
 	}
 	return r
 }
 
 // noopFloor runs the noop server in a fresh child with load cfg and scenario sc, and
-// returns its processing time p99, or why there is none.
-func noopFloor(ctx context.Context, o *options, dir string, cfg loadgen.Config, sc loadgen.Scenario) (time.Duration, string) {
-	cfg.Inspect = nil // the gateway's envelope checks; the noop answers CONTINUE
+// returns its result and processing time p99, or why there is none.
+func noopFloor(ctx context.Context, o *options, dir string, cfg loadgen.Config, sc loadgen.Scenario) (loadgen.Result, time.Duration, string) {
+	cfg.Inspect = nil     // the gateway's envelope checks; the noop answers CONTINUE
+	cfg.DatabaseCPU = nil // the noop writes nothing
 	res, _, err := runOnNoop(ctx, o, dir, cfg, sc)
 	if err == nil {
 		err = allAnswered(res)
 	}
 	if err != nil {
-		return 0, err.Error()
+		return loadgen.Result{}, 0, err.Error()
 	}
 	p99, _ := slowestPhaseP99(res)
 	if float64(res.Dropped) > 0.01*float64(res.Scheduled) {
-		return p99, fmt.Sprintf("%d of %d starts dropped", res.Dropped, res.Scheduled)
+		return res, p99, fmt.Sprintf("%d of %d starts dropped", res.Dropped, res.Scheduled)
 	}
-	return p99, ""
+	return res, p99, ""
 }
 
 // slowestPhaseP99 is the processing time p99 of res: the largest of its phase p99s.
@@ -155,6 +160,9 @@ func printHalfRate(w io.Writer, o *options, rows []*row) {
 			fmt.Fprintf(w, "the noop server at the same rate: %s ms, but %s.\n", ms(r.noopP99), r.noopProblem)
 		default:
 			fmt.Fprintf(w, "the noop server at the same rate: not measured (%s).\n", orDash(r.noopProblem != "", r.noopProblem))
+		}
+		if line := cpuComparison(r.res, r.noopRes); line != "" {
+			fmt.Fprintf(w, "%s/%s machine CPU per call at that rate: %s.\n", r.scenario, r.store, line)
 		}
 	}
 }

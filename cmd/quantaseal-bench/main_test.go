@@ -512,6 +512,15 @@ func TestRunTransparentHalfRate(t *testing.T) {
 	if !summary.MatchString(out.String()) {
 		t.Errorf("no half-rate summary matching %s:\n%s", summary, out.String())
 	}
+	// The CPU of both servers at that one rate (the embedded store has no database).
+	halfCPU := regexp.MustCompile(`(?m)^transparent_half_rate/embedded machine CPU per call at that rate: gateway \d+ \+ load generator \d+ \+ database not measured = \d+ µs, noop \d+ \+ \d+ = \d+ µs\.$`)
+	if !halfCPU.MatchString(out.String()) {
+		t.Errorf("no half-rate CPU line matching %s:\n%s", halfCPU, out.String())
+	}
+	fullCPU := regexp.MustCompile(`(?m)^transparent/embedded machine CPU per call: gateway \d+ \+ load generator \d+ \+ database not measured = \d+ µs, noop \d+ \+ \d+ = \d+ µs; CPU-bound ratio \d\.\d{3} \(measured ` + regexp.QuoteMeta(full[5]) + `\)$`)
+	if !fullCPU.MatchString(out.String()) {
+		t.Errorf("no machine CPU line matching %s:\n%s", fullCPU, out.String())
+	}
 
 	// The transparent ratio divides by the mean of a noop run before it (the noop
 	// line) and one right after it.

@@ -45,7 +45,9 @@ type row struct {
 	processingPhase loadgen.Phase
 	noopP99         time.Duration
 	noopProblem     string
-	overCap         bool // more than 1% of its starts dropped: the p99 is unbounded
+	noopRes         loadgen.Result // the noop server's run at the same rate
+
+	overCap bool // more than 1% of its starts dropped: the p99 is unbounded
 }
 
 func (r *row) invalid() bool { return r.problem != "" }
@@ -64,6 +66,13 @@ func (o *options) loadConfig(target string, pid int) loadgen.Config {
 		MessageTimeout: o.messageTimeout, MaxMessageTimeout: 10 * time.Second,
 		ServerPID: pid,
 	}
+}
+
+// loadConfig is o's load aimed at the gateway, reading its CPU and its database's.
+func (g *gatewayRun) loadConfig(o *options) loadgen.Config {
+	cfg := o.loadConfig(g.grpcAddr, g.pid())
+	cfg.DatabaseCPU = g.dbCPU
+	return cfg
 }
 
 // check marks r invalid when the run was denied or failed too often. In
@@ -141,7 +150,7 @@ func runStore(ctx context.Context, o *options, store, dir string) []*row {
 			r.problem = err.Error()
 			continue
 		}
-		cfg := o.loadConfig(g.grpcAddr, g.pid())
+		cfg := g.loadConfig(o)
 		if s == scEnvelopeMemory {
 			o.memoryLoad(&cfg)
 		}

@@ -57,6 +57,10 @@ type Config struct {
 	// ServerPID, when non-zero, is the server's process id: its CPU time is read from
 	// /proc/PID/stat.
 	ServerPID int
+	// DatabaseCPU, when set, returns the CPU time the database server behind the
+	// processor has used so far (for example [ProcessFamilyCPU] of a local
+	// PostgreSQL's postmaster): on a shared machine it is part of a request's cost.
+	DatabaseCPU func() (time.Duration, error)
 	// InProcess says the server runs in this process, so that heap allocations per
 	// request (runtime.MemStats, which then include the generator's) are reported.
 	InProcess bool
@@ -175,10 +179,12 @@ type Result struct {
 	// has read it, which under load can be much later.
 	PeakBodiesInFlight int64
 	// SelfCPU is the CPU time (user+system) of this process in the window;
-	// ServerCPU that of the server process, or -1 when ServerPID was 0.
-	SelfCPU, ServerCPU time.Duration
-	// SelfCPUPerRequest and ServerCPUPerRequest divide them by all requests.
-	SelfCPUPerRequest, ServerCPUPerRequest time.Duration
+	// ServerCPU that of the server process, or -1 when ServerPID was 0; DatabaseCPU
+	// that of the database server, or -1 without Config.DatabaseCPU (or when it failed).
+	SelfCPU, ServerCPU, DatabaseCPU time.Duration
+	// SelfCPUPerRequest, ServerCPUPerRequest and DatabaseCPUPerRequest divide them by
+	// all requests (DatabaseCPUPerRequest is -1 when unknown).
+	SelfCPUPerRequest, ServerCPUPerRequest, DatabaseCPUPerRequest time.Duration
 	// AllocsPerRequest and AllocBytesPerRequest are heap allocations of this whole
 	// process (runtime.MemStats) per request; -1 unless Config.InProcess.
 	AllocsPerRequest, AllocBytesPerRequest float64
@@ -429,9 +435,9 @@ func (r *runner) drain(wg *sync.WaitGroup, end time.Time) {
 
 // resources is a point-in-time reading of the counters a run reports.
 type resources struct {
-	self, server   time.Duration
-	serverOK       bool
-	mallocs, bytes uint64
+	self, server, database time.Duration
+	serverOK, databaseOK   bool
+	mallocs, bytes         uint64
 }
 
 func snapshot(cfg Config) resources {
@@ -440,6 +446,11 @@ func snapshot(cfg Config) resources {
 	if cfg.ServerPID != 0 {
 		if c, err := ProcessCPU(cfg.ServerPID); err == nil {
 			res.server, res.serverOK = c, true
+		}
+	}
+	if cfg.DatabaseCPU != nil {
+		if c, err := cfg.DatabaseCPU(); err == nil {
+			res.database, res.databaseOK = c, true
 		}
 	}
 	if cfg.InProcess {
@@ -466,6 +477,7 @@ func (s *stats) result(name string, elapsed time.Duration, before, after resourc
 		ModeOverrides:    s.modeOvr,
 		SelfCPU:          after.self - before.self,
 		ServerCPU:        -1,
+		DatabaseCPU:      -1, DatabaseCPUPerRequest: -1,
 		AllocsPerRequest: -1, AllocBytesPerRequest: -1,
 	}
 	if elapsed > 0 {
@@ -486,10 +498,16 @@ func (s *stats) result(name string, elapsed time.Duration, before, after resourc
 	if before.serverOK && after.serverOK {
 		res.ServerCPU = after.server - before.server
 	}
+	if before.databaseOK && after.databaseOK {
+		res.DatabaseCPU = after.database - before.database
+	}
 	if s.requests > 0 {
 		res.SelfCPUPerRequest = res.SelfCPU / time.Duration(s.requests)
 		if res.ServerCPU >= 0 {
 			res.ServerCPUPerRequest = res.ServerCPU / time.Duration(s.requests)
+		}
+		if res.DatabaseCPU >= 0 {
+			res.DatabaseCPUPerRequest = res.DatabaseCPU / time.Duration(s.requests)
 		}
 		if cfg.InProcess {
 			res.AllocsPerRequest = float64(after.mallocs-before.mallocs) / float64(s.requests)

@@ -501,12 +501,57 @@ func TestNoopInProcess(t *testing.T) {
 	if res.ServerCPU != -1 {
 		t.Errorf("ServerCPU = %v without a ServerPID, want -1", res.ServerCPU)
 	}
+	if res.DatabaseCPU != -1 || res.DatabaseCPUPerRequest != -1 {
+		t.Errorf("DatabaseCPU = %v (%v per request) without Config.DatabaseCPU, want -1", res.DatabaseCPU, res.DatabaseCPUPerRequest)
+	}
 	if res.Elapsed < 300*time.Millisecond || res.RPS <= 0 {
 		t.Errorf("elapsed %v rps %v", res.Elapsed, res.RPS)
 	}
 	l := res.Latency
 	if !(l.P50 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
 		t.Errorf("percentiles out of order: %+v", l)
+	}
+}
+
+// TestDatabaseCPU: the database's CPU is read before and after the measured window
+// and divided by its requests; a reader that fails leaves it unknown.
+func TestDatabaseCPU(t *testing.T) {
+	addr, stop, err := noopextproc.ServeLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var reads atomic.Int64
+	for _, tt := range []struct {
+		name    string
+		read    func() (time.Duration, error)
+		unknown bool
+	}{
+		// Each read reports 7 ms more than the one before.
+		{"counter", func() (time.Duration, error) { return time.Duration(reads.Add(1)) * 7 * time.Millisecond, nil }, false},
+		{"failing", func() (time.Duration, error) { return 0, errors.New("no /proc") }, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := loadgen.Run(t.Context(), loadgen.Config{
+				Target: addr, Duration: 100 * time.Millisecond, Concurrency: 2, Conns: 1,
+				MessageTimeout: 2 * time.Second, DatabaseCPU: tt.read,
+			}, getUsers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Requests == 0 {
+				t.Fatal("no requests")
+			}
+			if tt.unknown {
+				if res.DatabaseCPU != -1 || res.DatabaseCPUPerRequest != -1 {
+					t.Errorf("DatabaseCPU = %v, %v per request; want -1 when the reader fails", res.DatabaseCPU, res.DatabaseCPUPerRequest)
+				}
+				return
+			}
+			if res.DatabaseCPU != 7*time.Millisecond || res.DatabaseCPUPerRequest != res.DatabaseCPU/time.Duration(res.Requests) {
+				t.Errorf("DatabaseCPU = %v, %v per request over %d requests; want 7ms between the two reads", res.DatabaseCPU, res.DatabaseCPUPerRequest, res.Requests)
+			}
+		})
 	}
 }
 

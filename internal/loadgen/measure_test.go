@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,57 @@ func TestParseStatCPU(t *testing.T) {
 				t.Errorf("parseStatCPU = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestParseStatPPID(t *testing.T) {
+	cpu, ppid, err := parseStat([]byte("77 (post (gres)) S 4242 2 3 4 5 6 7 8 9 10 1 2 0 0"))
+	if err != nil || ppid != 4242 || cpu != 30*time.Millisecond {
+		t.Errorf("parseStat = %v, %d, %v; want 30ms, 4242", cpu, ppid, err)
+	}
+	if _, _, err := parseStat([]byte("77 (x) S p 2 3 4 5 6 7 8 9 10 1 2 0 0")); err == nil {
+		t.Error("parseStat accepted a non-numeric ppid")
+	}
+}
+
+// TestProcessFamilyCPU: a child's CPU time counts towards its parent's family.
+func TestProcessFamilyCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	child := exec.Command("sh", "-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; sleep 30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	var childCPU time.Duration
+	for deadline := time.Now().Add(20 * time.Second); childCPU < 100*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child used only %v of CPU", childCPU)
+		}
+		time.Sleep(20 * time.Millisecond)
+		var err error
+		if childCPU, err = ProcessCPU(child.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, err := ProcessCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read last: CPU times only grow, so the family is at least the sum read before.
+	family, err := ProcessFamilyCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if family < self+childCPU {
+		t.Errorf("family CPU %v < self %v + child %v", family, self, childCPU)
+	}
+	if own, err := ProcessFamilyCPU(child.Process.Pid); err != nil || own < childCPU {
+		t.Errorf("the childless child's family CPU = %v, %v; want at least its own %v", own, err, childCPU)
+	}
+	if _, err := ProcessFamilyCPU(-1); err == nil {
+		t.Error("ProcessFamilyCPU(-1): nil error")
 	}
 }
 

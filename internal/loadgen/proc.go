@@ -33,24 +33,65 @@ func ProcessCPU(pid int) (time.Duration, error) {
 	return parseStatCPU(b)
 }
 
-// parseStatCPU reads utime and stime from a /proc/PID/stat line. The command name
-// (field 2) may hold spaces and parentheses, so fields are counted after its last ')'.
+// parseStatCPU reads utime and stime from a /proc/PID/stat line.
 func parseStatCPU(b []byte) (time.Duration, error) {
+	cpu, _, err := parseStat(b)
+	return cpu, err
+}
+
+// parseStat reads utime+stime and the parent's pid from a /proc/PID/stat line. The
+// command name (field 2) may hold spaces and parentheses, so fields are counted after
+// its last ')'.
+func parseStat(b []byte) (cpu time.Duration, ppid int, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("loadgen: malformed /proc stat")
+		return 0, 0, fmt.Errorf("loadgen: malformed /proc stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	// f[0] is field 3 (state), f[1] field 4 (ppid); utime is field 14, stime field 15.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("loadgen: malformed /proc stat: %d fields", len(f)+2)
+		return 0, 0, fmt.Errorf("loadgen: malformed /proc stat: %d fields", len(f)+2)
 	}
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("loadgen: malformed /proc stat times %q %q", f[11], f[12])
+		return 0, 0, fmt.Errorf("loadgen: malformed /proc stat times %q %q", f[11], f[12])
 	}
-	return time.Duration(ut+st) * clockTick, nil
+	ppid, err = strconv.Atoi(f[1])
+	if err != nil {
+		return 0, 0, fmt.Errorf("loadgen: malformed /proc stat ppid %q", f[1])
+	}
+	return time.Duration(ut+st) * clockTick, ppid, nil
+}
+
+// ProcessFamilyCPU is the user+system CPU time of process root and of its live
+// children: a PostgreSQL server's postmaster and the backends and background workers it
+// forks. A child that exits takes its CPU time with it (it is not counted once gone),
+// so deltas are exact only for children that live through the window, as a
+// connection pool's backends and the background workers do.
+func ProcessFamilyCPU(root int) (time.Duration, error) {
+	total, err := ProcessCPU(root)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: process family CPU: %w", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == root {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited since ReadDir
+		}
+		if cpu, ppid, err := parseStat(b); err == nil && ppid == root {
+			total += cpu
+		}
+	}
+	return total, nil
 }
 
 // PeakRSS is the peak resident set size of process pid in bytes (VmHWM of
