@@ -68,6 +68,33 @@ func (e *Event) ComputeHash() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// hashAndBody returns [Event.ComputeHash] and the event's stored body — its canonical
+// JSON with that hash, what [Canonicalize] returns once Hash is set — from one
+// serialisation: the canonical form without "hash" is what is hashed, and the body is
+// the same bytes with the "hash" member put in its place (after "envelope", before
+// "id"; a hex string needs no escaping). Both share one allocation. This is the audit
+// commit path's per-event cost: serialising every member twice was ~3 % of a
+// transparent call's CPU in the gateway.
+func (e *Event) hashAndBody() (string, []byte) {
+	const member = `,"hash":""`
+	n := len(hashPrefix) + e.canonicalSizeHint()
+	b := make([]byte, 0, 2*n+len(member)+sha256.Size*2)
+	b = append(b, hashPrefix...)
+	b, at := e.appendCanonicalAt(b, false)
+	sum := sha256.Sum256(b)
+	var hash [sha256.Size * 2]byte
+	hex.Encode(hash[:], sum[:])
+	canon := b[len(hashPrefix):]
+	at -= len(hashPrefix)
+	body := b[len(b):] // the rest of the allocation, when it is large enough
+	body = append(body, canon[:at]...)
+	body = append(body, member[:len(member)-1]...)
+	body = append(body, hash[:]...)
+	body = append(body, '"')
+	body = append(body, canon[at:]...)
+	return string(hash[:]), body
+}
+
 // canonicalSizeHint is the length of e's canonical form when no string member needs
 // escaping (an upper bound of the usual case): the member names and punctuation
 // (about 300 bytes) plus the values. Sizing the buffer once saves the repeated growth
@@ -88,6 +115,13 @@ func (e *Event) canonicalSizeHint() int {
 // order (all names are ASCII, so UTF-16 order is byte order); TestEventCanonicalMatchesJCS
 // checks this hand-unrolled form against the general [Canonicalize].
 func (e *Event) appendCanonical(b []byte, withHash bool) []byte {
+	b, _ = e.appendCanonicalAt(b, withHash)
+	return b
+}
+
+// appendCanonicalAt is appendCanonical that also returns the offset in b where the
+// "hash" member starts (withHash) or would start (without it).
+func (e *Event) appendCanonicalAt(b []byte, withHash bool) ([]byte, int) {
 	str := func(b []byte, name, v string) []byte {
 		b = append(b, ',', '"')
 		b = append(b, name...)
@@ -106,6 +140,7 @@ func (e *Event) appendCanonical(b []byte, withHash bool) []byte {
 	b = str(b, "decision", e.Decision)
 	b = append(b, `,"envelope":`...)
 	b = strconv.AppendBool(b, e.Envelope)
+	at := len(b)
 	if withHash {
 		b = str(b, "hash", e.Hash)
 	}
@@ -126,7 +161,7 @@ func (e *Event) appendCanonical(b []byte, withHash bool) []byte {
 	b = num(b, "status", e.Status)
 	b = str(b, "tenant_id", e.TenantID)
 	b = str(b, "time", e.Time)
-	return append(b, '}')
+	return append(b, '}'), at
 }
 
 // sanitize makes every string member valid UTF-8 the way encoding/json writes it (each

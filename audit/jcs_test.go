@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -117,6 +118,46 @@ func TestEventCanonicalMatchesJCS(t *testing.T) {
 	}
 }
 
+// hashAndBody is ComputeHash and Canonicalize (with that hash) from one serialisation.
+func TestHashAndBody(t *testing.T) {
+	for i, e := range []Event{
+		{},
+		{ID: "aud_1", ChainID: "ten_a/w1", Seq: 1, Time: "2026-01-02T03:04:05.000000000Z", TenantID: "ten_a",
+			Path: "/api/v1/users/<script>&\u2028\"\\\x01\x7f", Method: "GET", Status: 200, ResponseBytes: 1 << 52,
+			Envelope: true, Reason: "é€😀", PrevHash: ZeroHash, Hash: "stale"},
+		{Caller: "\t\n\r\b\f", Seq: 9007199254740991, Status: -1, IntentID: "aud_0"},
+		// Escaping makes the canonical form longer than canonicalSizeHint: the body
+		// no longer fits the tail of the allocation.
+		{Path: strings.Repeat("\x01", 600), Reason: strings.Repeat("\"", 300)},
+	} {
+		checkHashAndBody(t, fmt.Sprint("event ", i), e)
+	}
+}
+
+func checkHashAndBody(t *testing.T, name string, e Event) {
+	t.Helper()
+	hash, body := e.hashAndBody()
+	if want := e.ComputeHash(); hash != want {
+		t.Errorf("%s: hash %s, want %s", name, hash, want)
+	}
+	e.Hash = hash
+	want, _ := Canonicalize(&e)
+	if string(body) != string(want) {
+		t.Errorf("%s:\nbody %s\nwant %s", name, body, want)
+	}
+}
+
+func FuzzHashAndBody(f *testing.F) {
+	f.Add("/api/v1/users", "list_users", "", int64(200), true)
+	f.Add("\x00\u2028\"\\", "é", "\xff", int64(-1), false)
+	f.Fuzz(func(t *testing.T, path, operation, reason string, status int64, envelope bool) {
+		e := Event{ID: "aud_x", ChainID: "ten_a/w1", Seq: 7, Time: "2026-01-02T03:04:05.000000000Z", TenantID: "ten_a",
+			Path: path, Operation: operation, Reason: reason, Status: status, Envelope: envelope, PrevHash: ZeroHash}
+		e.sanitize() // what Append does before build
+		checkHashAndBody(t, "fuzzed", e)
+	})
+}
+
 func mustMap(t *testing.T, e Event) map[string]any {
 	t.Helper()
 	b, err := json.Marshal(e)
@@ -147,4 +188,30 @@ func TestComputeHashIgnoresHashAndSanitizes(t *testing.T) {
 	if back.ComputeHash() != e.ComputeHash() || e.Path != "/a\uFFFDb" {
 		t.Errorf("sanitized path %q does not survive a JSON round trip", e.Path)
 	}
+}
+
+// BenchmarkEventHashAndBody: what the commit path pays per event for its hash and
+// stored body, from one serialisation (hashAndBody) against two (ComputeHash, then
+// Canonicalize), for an event shaped like a transparent call's outcome.
+func BenchmarkEventHashAndBody(b *testing.B) {
+	e := Event{ID: "aud_01JD7Q3ZK4R8M6N2P5T9V0W1X2", ChainID: "ten_01JD7Q3ZK4R8M6N2P5T9V0W1X3/w1", Seq: 123456,
+		Time: "2026-11-29T09:30:00.123456789Z", TenantID: "ten_01JD7Q3ZK4R8M6N2P5T9V0W1X3",
+		IntegrationID: "int_01JD7Q3ZK4R8M6N2P5T9V0W1X4", Operation: "list_users", Caller: "key_01JD7Q3ZK4R8M6N2P5T9V0W1X5",
+		Method: "GET", Path: "/api/v1/users", QuerySHA256: strings.Repeat("a", 64), PolicySHA256: strings.Repeat("b", 64),
+		Decision: "allow", Reason: "ok", Status: 200, ResponseSHA256: strings.Repeat("c", 64), ResponseBytes: 31744,
+		IntentID: "aud_01JD7Q3ZK4R8M6N2P5T9V0W1X1", PrevHash: strings.Repeat("d", 64)}
+	b.Run("one-serialisation", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = e.hashAndBody()
+		}
+	})
+	b.Run("two-serialisations", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c := e
+			c.Hash = c.ComputeHash()
+			_, _ = Canonicalize(&c)
+		}
+	})
 }

@@ -450,7 +450,7 @@ func (l *Log) build(batch []*request, locked map[string]Head) (Batch, map[string
 		ids = append(ids, k)
 	}
 	slices.Sort(ids)
-	out := Batch{Events: make([]Event, len(batch))}
+	out := Batch{Events: make([]Event, len(batch)), Bodies: make([][]byte, len(batch))}
 	// signStale signs every chain (in id order) whose head is unsigned and whose newest
 	// checkpoint is older than CheckpointInterval.
 	signStale := func() error {
@@ -480,7 +480,7 @@ func (l *Log) build(batch []*request, locked map[string]Head) (Batch, map[string
 			return Batch{}, nil, fmt.Errorf("audit: store did not lock chain %q", e.ChainID)
 		}
 		e.Seq, e.PrevHash, e.Time = h.Seq+1, h.Hash, ts
-		e.Hash = e.ComputeHash()
+		e.Hash, out.Bodies[i] = e.hashAndBody()
 		h.Seq, h.Hash = e.Seq, e.Hash
 		if h.Seq-h.CheckpointSeq >= l.cfg.CheckpointEvery {
 			cp, err := sign(&h)

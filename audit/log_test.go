@@ -1,8 +1,10 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +53,17 @@ func (m *memStore) AppendBatch(ctx context.Context, chains []audit.Chain, build 
 	b, err := build(locked)
 	if err != nil {
 		return err
+	}
+	// The Log hands every store the events' bodies, made with their hashes; they
+	// must be exactly what Canonicalize makes of the completed events.
+	if len(b.Bodies) != len(b.Events) {
+		return fmt.Errorf("batch of %d events carries %d bodies", len(b.Events), len(b.Bodies))
+	}
+	for i := range b.Events {
+		want, err := audit.Canonicalize(&b.Events[i])
+		if err != nil || !bytes.Equal(b.Bodies[i], want) {
+			return fmt.Errorf("event %d: body %s, want %s (%v)", i, b.Bodies[i], want, err)
+		}
 	}
 	for _, e := range b.Events {
 		h := locked[e.ChainID]

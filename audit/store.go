@@ -63,6 +63,19 @@ type Head struct {
 type Batch struct {
 	Events      []Event
 	Checkpoints []SignedCheckpoint
+	// Bodies, when not nil, holds each event's stored body: Bodies[i] is
+	// Canonicalize(Events[i]), made by [Log] together with the event's hash so that a
+	// store need not serialise the event a second time. A store uses [Batch.Body].
+	Bodies [][]byte
+}
+
+// Body returns the canonical JSON of b.Events[i]: Bodies[i] when the batch carries
+// bodies, else a fresh serialisation (a batch built by hand, in a test or a tool).
+func (b *Batch) Body(i int) ([]byte, error) {
+	if len(b.Bodies) == len(b.Events) {
+		return b.Bodies[i], nil
+	}
+	return Canonicalize(&b.Events[i])
 }
 
 // CheckLinks reports whether b extends heads: every event belongs to one of the

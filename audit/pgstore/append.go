@@ -163,7 +163,7 @@ func (s *Store) claim(chains []audit.Chain, build audit.BuildFunc) (claimed, err
 // appendIfUnmoved runs appendIfUnmovedSQL for b, built on the heads known and leaving
 // next. appended is false when a head was not found as known.
 func (s *Store) appendIfUnmoved(ctx context.Context, known, next map[string]audit.Head, b audit.Batch) (appended bool, err error) {
-	ev, err := encodeEvents(b.Events)
+	ev, err := encodeEvents(&b)
 	if err != nil {
 		return false, &audit.BuildError{Err: err}
 	}
@@ -217,7 +217,7 @@ func (s *Store) appendLocked(ctx context.Context, chains []audit.Chain, known ma
 		if err != nil {
 			return &audit.BuildError{Err: err}
 		}
-		ev, err := encodeEvents(b.Events)
+		ev, err := encodeEvents(&b)
 		if err != nil {
 			return &audit.BuildError{Err: err}
 		}
@@ -340,7 +340,8 @@ var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // maxPooledBody bounds what a recycled buffer keeps.
 const maxPooledBody = 1 << 20
 
-func encodeEvents(evs []audit.Event) (*eventColumns, error) {
+func encodeEvents(b *audit.Batch) (*eventColumns, error) {
+	evs := b.Events
 	n := len(evs)
 	c := &eventColumns{
 		id: make([]string, n), chainID: make([]string, n), tenantID: make([]string, n),
@@ -363,7 +364,7 @@ func encodeEvents(evs []audit.Event) (*eventColumns, error) {
 		}
 		// The stored body is the event's canonical (JCS) JSON with every member: plain
 		// JSON that reads back as the same Event, written without reflection.
-		body, err := audit.Canonicalize(e)
+		body, err := b.Body(i)
 		if err != nil {
 			c.release()
 			return nil, err

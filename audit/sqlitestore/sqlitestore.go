@@ -165,7 +165,7 @@ func (s *Store) AppendBatch(ctx context.Context, chains []audit.Chain, build aud
 		if err := audit.CheckLinks(heads, b); err != nil {
 			return &audit.BuildError{Err: err}
 		}
-		if err := s.appendEvents(ctx, tx, b.Events); err != nil {
+		if err := s.appendEvents(ctx, tx, &b); err != nil {
 			return err
 		}
 		// Advance every head to its last event in the batch, in chain-id order.
@@ -216,8 +216,11 @@ func (s *Store) lockedHeads(ctx context.Context, tx *sql.Tx, chains []audit.Chai
 	return heads, nil
 }
 
-// appendEvents inserts evs with the multi-row statements of insertRows, largest first.
-func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []audit.Event) error {
+// appendEvents inserts b's events with the multi-row statements of insertRows, largest
+// first.
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, b *audit.Batch) error {
+	evs := b.Events
+	next := 0 // the index in b.Events of evs[0]
 	var args []any
 	var lastTime, lastFmt string // the events of one batch share their time
 	for i, rows := range insertRows {
@@ -230,7 +233,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []audit.Event)
 				}
 			}
 			args = args[:0]
-			for _, e := range evs[:rows] {
+			for j, e := range evs[:rows] {
 				if e.Time != lastTime {
 					t, err := e.Timestamp()
 					if err != nil {
@@ -240,7 +243,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []audit.Event)
 				}
 				// The stored body is the event's canonical (JCS) JSON with every member:
 				// plain JSON that reads back as the same Event, written without reflection.
-				body, err := audit.Canonicalize(&e)
+				body, err := b.Body(next + j)
 				if err != nil {
 					return &audit.BuildError{Err: err}
 				}
@@ -250,7 +253,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []audit.Event)
 			if _, err := ins.ExecContext(ctx, args...); err != nil {
 				return err
 			}
-			evs = evs[rows:]
+			evs, next = evs[rows:], next+rows
 		}
 	}
 	return nil
