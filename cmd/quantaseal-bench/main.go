@@ -98,6 +98,7 @@ import (
 type options struct {
 	duration, warmup, ceilingDuration, messageTimeout time.Duration
 	halfRateDuration                                  time.Duration // transparent_half_rate's open loop; 0: none
+	budgetDuration                                    time.Duration // the noop at the transparent target's rate (budget.go); 0: none
 	concurrency, conns                                int
 	memoryStreams, memoryBodyBytes                    int
 	memoryRequests                                    int64
@@ -132,6 +133,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured load per scenario")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each scenario")
 	fs.DurationVar(&o.halfRateDuration, "half-rate-duration", 5*time.Second, "after transparent: an open loop at half its rps for this long, for the processing time p99 (0: skip)")
+	fs.DurationVar(&o.budgetDuration, "budget-duration", 5*time.Second, "after transparent: the noop server as an open loop at the target's rate (0.5 × its own) for this long, for the CPU budget per call (0: skip)")
 	fs.DurationVar(&o.ceilingDuration, "ceiling-duration", 3*time.Second, "each crypto-ceiling measurement (seal, seal+json, primitives)")
 	fs.DurationVar(&o.messageTimeout, "message-timeout", 2*time.Second, "Envoy's ext_proc message_timeout (envoy/examples use 2s; max_message_timeout 10s)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "requests in flight (and ceiling goroutines)")
@@ -185,8 +187,8 @@ func parseOptions(args []string) (*options, error) {
 	if o.duration <= 0 || o.concurrency <= 0 || o.conns <= 0 {
 		errs = append(errs, errors.New("--duration, --concurrency and --conns must be positive"))
 	}
-	if o.halfRateDuration < 0 {
-		errs = append(errs, errors.New("--half-rate-duration must not be negative (0 skips the half-rate run)"))
+	if o.halfRateDuration < 0 || o.budgetDuration < 0 {
+		errs = append(errs, errors.New("--half-rate-duration and --budget-duration must not be negative (0 skips the run)"))
 	}
 	if o.memoryStreams <= 0 || o.memoryBodyBytes <= 0 || o.memoryRequests < 0 {
 		errs = append(errs, errors.New("--memory-streams and --memory-body-bytes must be positive, --memory-requests not negative"))

@@ -91,7 +91,8 @@ func TestParseOptions(t *testing.T) {
 		{"zero concurrency", []string{"--concurrency", "0"}, "must be positive"},
 		{"zero memory streams", []string{"--memory-streams", "0"}, "--memory-streams and --memory-body-bytes must be positive"},
 		{"negative memory requests", []string{"--memory-requests", "-1"}, "--memory-requests not negative"},
-		{"negative half-rate duration", []string{"--half-rate-duration", "-1s"}, "--half-rate-duration must not be negative"},
+		{"negative half-rate duration", []string{"--half-rate-duration", "-1s"}, "--half-rate-duration and --budget-duration must not be negative"},
+		{"negative budget duration", []string{"--budget-duration", "-1s"}, "--half-rate-duration and --budget-duration must not be negative"},
 		{"stray argument", []string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -482,7 +483,7 @@ func TestRunTransparentHalfRate(t *testing.T) {
 	var out bytes.Buffer
 	err := run(t.Context(), []string{"--pin=false", "--gateway", gatewaytest.Binary(t), "--workdir", t.TempDir(),
 		"--scenarios", scTransparent, "--stores", "embedded", "--duration", "1s", "--warmup", "200ms",
-		"--half-rate-duration", "1s", "--concurrency", "32"}, &out)
+		"--half-rate-duration", "1s", "--budget-duration", "1s", "--concurrency", "32"}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -534,5 +535,18 @@ func TestRunTransparentHalfRate(t *testing.T) {
 	fmt.Sscan(full[5], &ratio)
 	if want := fullRPS / ((before + after) / 2); math.Abs(ratio-want) > 0.002 {
 		t.Errorf("transparent ratio %v, want rps %v ÷ mean(%v, %v) = %.3f", ratio, fullRPS, before, after, want)
+	}
+	// The noop at the target's rate, 0.5 × the mean noop rate, sets the CPU budget.
+	budgetRE := regexp.MustCompile(`(?m)^transparent/embedded at the target's rate: 0\.5 × the noop's rate = (\d+) calls/s, where the \d+ CPUs allow \d+ µs per call; ` +
+		`the noop server alone spends \d+ µs there \(server \d+ \+ load generator \d+, open loop\): \d+ µs (over before any work of the gateway's own|left for all of the gateway's own work)\.$`)
+	if m := budgetRE.FindStringSubmatch(out.String()); m == nil {
+		t.Errorf("no budget line matching %s:\n%s", budgetRE, out.String())
+	} else {
+		var rate, mean float64
+		fmt.Sscan(m[1], &rate)
+		fmt.Sscan(drift[3], &mean)
+		if math.Abs(rate-mean/2) > 1 {
+			t.Errorf("budget rate %v, want half the noop mean %v", rate, mean)
+		}
 	}
 }

@@ -80,6 +80,7 @@ func printTable(w io.Writer, o *options, rows []*row) {
 		}
 	}
 	printMachineCPU(w, rows)
+	printBudget(w, rows)
 	if slices.ContainsFunc(rows, func(r *row) bool { return r.scenario == scEnvelopeMemory }) {
 		fmt.Fprintln(w, "envelope_memory ratio: server peak RSS ÷ one body per stream opened at once (below 1, and flat in RSS as streams grow = bounded; no target); a 503 there is the body budget shedding a call, not a failure.")
 		printMemory(w, o, rows)

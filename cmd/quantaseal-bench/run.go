@@ -46,6 +46,7 @@ type row struct {
 	noopP99         time.Duration
 	noopProblem     string
 	noopRes         loadgen.Result // the noop server's run at the same rate
+	budget          *budget        // transparent: the CPU budget at the target's rate (nil: not measured)
 
 	overCap bool // more than 1% of its starts dropped: the p99 is unbounded
 }
@@ -180,6 +181,9 @@ func runStore(ctx context.Context, o *options, store, dir string) []*row {
 				r.ratio = res.RPS / base
 				if res.ServerCPUPerRequest > 0 {
 					r.cpuRatio = float64(noop.res.ServerCPUPerRequest) / float64(res.ServerCPUPerRequest)
+				}
+				if o.budgetDuration > 0 && ctx.Err() == nil {
+					r.budget = o.measureBudget(ctx, dir, usersPage, r.target, base)
 				}
 			}
 			if o.halfRateDuration > 0 && ctx.Err() == nil {
