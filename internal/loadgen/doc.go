@@ -47,8 +47,10 @@
 // [Result] holds the completed requests per second, latency percentiles overall and
 // per phase (the time from sending each message to its reply), the outcome counts, the
 // achieved rate, drops and start lag of an open-loop run, the CPU time per request of
-// this process (getrusage) and of the server process when
-// [Config.ServerPID] names one (/proc/PID/stat), the most body messages that awaited
+// this process (getrusage), of the server process when
+// [Config.ServerPID] names one (/proc/PID/stat) and of the database server when
+// [Config.DatabaseCPU] reads it (for a local PostgreSQL, [ProcessFamilyCPU] of its
+// postmaster: on a shared machine its commits are part of a call's cost), the most body messages that awaited
 // their replies at once (what a processor that buffers bodies had to hold), and — for
 // a server running in this process — heap allocations per request from
 // runtime.MemStats, which then include the generator's own. [PeakRSS] reads a server's
