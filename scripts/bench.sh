@@ -47,7 +47,7 @@ if [ "${GO_BENCH:-1}" != 0 ]; then
 	# A failing package does not stop the load benchmark; the exit status reports it.
 	go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" -count "${COUNT:-1}" -timeout 30m ./... | tee "$out" || status=$?
 	baseline=docs/bench/go-baseline.txt
-	echo "== Go benchmarks more than 20% worse than $baseline (the README's run; benchstat $baseline $out for the whole comparison)" >&2
+	echo "== Go benchmarks more than 20% worse than $baseline once the VM's drift is divided out (the README's run; benchstat $baseline $out for the whole comparison)" >&2
 	scripts/benchdiff.sh "$baseline" "$out" 20 >&2
 fi
 
