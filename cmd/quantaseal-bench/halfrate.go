@@ -76,8 +76,10 @@ func (o *options) runHalfRate(ctx context.Context, g *gatewayRun, dir string, sc
 	return r
 }
 
-// noopFloor runs the noop server in a fresh child with load cfg and scenario sc, and
-// returns its result and processing time p99, or why there is none.
+// noopFloor runs the noop server in a fresh child with load cfg (an open loop) and
+// scenario sc, and returns its result and processing time p99, or why they are not a
+// sound measurement: a failed run, a request not answered, or more than 1% of the
+// starts dropped (the result is kept then).
 func noopFloor(ctx context.Context, o *options, dir string, cfg loadgen.Config, sc loadgen.Scenario) (loadgen.Result, time.Duration, string) {
 	cfg.Inspect = nil     // the gateway's envelope checks; the noop answers CONTINUE
 	cfg.DatabaseCPU = nil // the noop writes nothing
